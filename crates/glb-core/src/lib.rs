@@ -1,0 +1,25 @@
+//! Shared logic of the GLB suite.
+//!
+//! Everything here is pure: callers hand in bytes or text and get values
+//! back. The director, the table compiler, the health checker and the proxy
+//! daemon all build on these pieces so that every component agrees, bit for
+//! bit, on what a forwarding table means and what a packet on the wire
+//! looks like.
+//!
+//! * [`model`] — the forwarding-table JSON (`forwarding_table.json`) with
+//!   validation that names the table, entry and field at fault.
+//! * [`table`] — the binary table the director loads: a writer and a
+//!   validating zero-copy reader.
+//! * [`rendezvous`] — generation of the 65,536-row primary/secondary table.
+//! * [`flow`] — flow hashing and bind matching.
+//! * [`hash`] — SipHash-2-4 keyed hashing and the secret key type.
+#![forbid(unsafe_code)]
+
+pub mod flow;
+pub mod hash;
+pub mod model;
+pub mod rendezvous;
+pub mod table;
+
+pub use hash::Key16;
+pub use model::{ForwardingTables, ModelError};

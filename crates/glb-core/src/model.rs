@@ -1,0 +1,823 @@
+//! The forwarding-table JSON model (`forwarding_table.json`, `.src.json`,
+//! `.checked.json`).
+//!
+//! Parsing is strict about everything the table compiler and the health
+//! checker use and ignores every other key, because one file feeds both
+//! tools and operators annotate it freely. Every error names the source,
+//! the table (index and name), the entry and the field, e.g.
+//!
+//! ```text
+//! forwarding_table.json: table 0 ("example1"), backend 3: "ip": "10.0.0.x" is not an IPv4 or IPv6 address
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::Key16;
+
+/// Most backends one table can hold (a limit of the binary format).
+pub const MAX_BACKENDS: usize = 256;
+/// Most binds one table can hold (a limit of the binary format).
+pub const MAX_BINDS: usize = 256;
+
+/// A parsed and validated forwarding-table file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardingTables {
+    /// Tables in file order; classification tries them in this order.
+    pub tables: Vec<Table>,
+    /// The health checker's top-level settings (ignored by the compiler).
+    pub healthchecks: HealthCheckSettings,
+}
+
+/// One independent load balancer: its VIPs (binds), proxies (backends) and keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Optional operator-facing name, used in messages and logs.
+    pub name: Option<String>,
+    /// Keys the per-packet flow hash. Secret.
+    pub hash_key: Key16,
+    /// Keys the rendezvous table generation. Secret, not stored in the binary.
+    pub seed: Key16,
+    /// The addresses, protocols and ports this table serves, in match order.
+    pub binds: Vec<Bind>,
+    /// The proxies, in the order their indexes are stored in rows.
+    pub backends: Vec<Backend>,
+}
+
+/// A VIP prefix, protocol and port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind {
+    /// The address as written (host bits are kept, as the original does).
+    pub addr: IpAddr,
+    /// Prefix length; 32 or 128 when the JSON gave none.
+    pub prefix_len: u8,
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// First destination port served (inclusive).
+    pub port_start: u16,
+    /// Last destination port served (inclusive).
+    pub port_end: u16,
+}
+
+/// Transport protocol of a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// IP protocol 6.
+    Tcp,
+    /// IP protocol 17.
+    Udp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+
+    /// The protocol for an IP protocol number, if it is TCP or UDP.
+    pub const fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One proxy of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// The proxy's address; GUE packets are sent here.
+    pub addr: IpAddr,
+    /// Administrative state.
+    pub state: BackendState,
+    /// Health as written by the checker; `None` when the key is absent
+    /// (treated as unhealthy, like the original).
+    pub healthy: Option<bool>,
+    /// How the health checker probes this backend.
+    pub healthchecks: BackendChecks,
+}
+
+impl Backend {
+    /// Whether the backend counts as healthy (a missing `healthy` does not).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy == Some(true)
+    }
+}
+
+/// A backend's administrative state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    /// Normal member.
+    Active,
+    /// Same as active in the table; tells operators not to change another host now.
+    Filling,
+    /// Kept in rows but demoted to secondary: takes no new connections.
+    Draining,
+    /// Ignored entirely when generating rows.
+    Inactive,
+}
+
+impl fmt::Display for BackendState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendState::Active => "active",
+            BackendState::Filling => "filling",
+            BackendState::Draining => "draining",
+            BackendState::Inactive => "inactive",
+        })
+    }
+}
+
+/// The probes configured for one backend (`"healthchecks"` of a backend).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BackendChecks {
+    /// HTTP GET on this port.
+    #[serde(default)]
+    pub http: Option<Port>,
+    /// Path of the HTTP check; `/` when absent.
+    #[serde(default)]
+    pub http_uri: Option<String>,
+    /// TCP connect on this port.
+    #[serde(default)]
+    pub tcp: Option<Port>,
+    /// ICMP echo inside GUE to this UDP port (normally 19523).
+    #[serde(default)]
+    pub gue: Option<Port>,
+    /// ICMP echo inside GRE-in-UDP (FOU) to this UDP port.
+    #[serde(default)]
+    pub fou: Option<Port>,
+}
+
+/// The health checker's timing settings (top-level `"healthchecks"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct HealthCheckSettings {
+    /// Time between rounds.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// Per-check timeout.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Consecutive opposite results needed to flip a backend's health.
+    #[serde(default = "default_trigger")]
+    pub trigger: u32,
+}
+
+fn default_interval_ms() -> u64 {
+    2000
+}
+fn default_timeout_ms() -> u64 {
+    1000
+}
+fn default_trigger() -> u32 {
+    3
+}
+
+impl Default for HealthCheckSettings {
+    fn default() -> Self {
+        HealthCheckSettings {
+            interval_ms: default_interval_ms(),
+            timeout_ms: default_timeout_ms(),
+            trigger: default_trigger(),
+        }
+    }
+}
+
+/// A TCP/UDP port number read strictly from JSON (an integer 0..=65535).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+        impl Visitor<'_> for PortVisitor {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number 0-65535")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
+                u16::try_from(v)
+                    .map(Port)
+                    .map_err(|_| E::custom(format_args!("{v} is not a port number (0-65535)")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format_args!("{v} is not a port number (0-65535)")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+        }
+        d.deserialize_u64(PortVisitor)
+    }
+}
+
+/// An address with an optional `/prefix`, as written in a bind's `ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_prefix(&text).map_err(de::Error::custom)
+    }
+}
+
+fn parse_prefix(text: &str) -> Result<Prefix, String> {
+    let (addr_text, len_text) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr_text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len_text {
+        None => max,
+        Some(l) => {
+            let n: u8 = l
+                .parse()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{text:?}: prefix length must be 0-{max}"))?;
+            n
+        }
+    };
+    Ok(Prefix { addr, len })
+}
+
+/// A plain IPv4/IPv6 address read from JSON, with an error that quotes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Addr(IpAddr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map(Addr)
+            .map_err(|_| de::Error::custom(format_args!("{text:?} is not an IPv4 or IPv6 address")))
+    }
+}
+
+/// A 32-hex-digit secret read from JSON. Errors never echo the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HexKey(Key16);
+
+impl<'de> Deserialize<'de> for HexKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = HexKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string of 32 hex digits")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HexKey, E> {
+                Key16::from_hex(v).map(HexKey).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    tables: Vec<RawTable>,
+    #[serde(default)]
+    healthchecks: Option<HealthCheckSettings>,
+}
+
+#[derive(Deserialize)]
+struct RawTable {
+    #[serde(default)]
+    name: Option<String>,
+    hash_key: HexKey,
+    seed: HexKey,
+    binds: Vec<RawBind>,
+    backends: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+struct RawBind {
+    ip: Prefix,
+    proto: Proto,
+    #[serde(default)]
+    port: Option<Port>,
+    #[serde(default)]
+    port_start: Option<Port>,
+    #[serde(default)]
+    port_end: Option<Port>,
+}
+
+#[derive(Deserialize)]
+struct RawBackend {
+    ip: Addr,
+    state: BackendState,
+    #[serde(default)]
+    healthy: Option<bool>,
+    #[serde(default)]
+    healthchecks: Option<BackendChecks>,
+}
+
+/// Where in a forwarding-table file something is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// Table index and, when the file gives one, its name.
+    pub table: Option<(usize, Option<String>)>,
+    /// `("bind" | "backend", index)` inside the table.
+    pub entry: Option<(&'static str, usize)>,
+    /// The JSON key at fault.
+    pub field: Option<String>,
+}
+
+impl Location {
+    fn table(index: usize, name: &Option<String>) -> Self {
+        Location {
+            table: Some((index, name.clone())),
+            ..Location::default()
+        }
+    }
+
+    fn entry(mut self, kind: &'static str, index: usize) -> Self {
+        self.entry = Some((kind, index));
+        self
+    }
+
+    fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some((i, name)) = &self.table {
+            parts.push(match name {
+                Some(n) => format!("table {i} ({n:?})"),
+                None => format!("table {i}"),
+            });
+        }
+        if let Some((kind, i)) = self.entry {
+            parts.push(format!("{kind} {i}"));
+        }
+        f.write_str(&parts.join(", "))?;
+        if let Some(field) = &self.field {
+            if !parts.is_empty() {
+                f.write_str(": ")?;
+            }
+            write!(f, "{field:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A forwarding-table file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: {}{message}", location_prefix(.location))]
+pub struct ModelError {
+    /// The file name (or other label) the caller gave for the text.
+    pub source_name: String,
+    /// Which table, entry and field.
+    pub location: Location,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn location_prefix(loc: &Location) -> String {
+    let s = loc.to_string();
+    if s.is_empty() { s } else { format!("{s}: ") }
+}
+
+/// Something legal but suspicious in a forwarding-table file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Which table and entry.
+    pub location: Location,
+    /// What looks wrong and what it will do.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", location_prefix(&self.location), self.message)
+    }
+}
+
+impl ForwardingTables {
+    /// Parses and validates a forwarding-table JSON document. `source_name`
+    /// (usually the file path) prefixes every error message.
+    pub fn from_json(source_name: &str, text: &str) -> Result<Self, ModelError> {
+        let err = |location: Location, message: String| ModelError {
+            source_name: source_name.to_owned(),
+            location,
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(err(Location::default(), "file is empty".into()));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: RawFile = match serde_path_to_error::deserialize(&mut de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let location = location_of(e.path(), text);
+                let inner = e.into_inner();
+                let message = if inner.is_data() {
+                    strip_position(&inner.to_string())
+                } else {
+                    format!("not valid JSON: {inner}")
+                };
+                return Err(err(location, message));
+            }
+        };
+        de.end()
+            .map_err(|e| err(Location::default(), format!("not valid JSON: {e}")))?;
+
+        let mut tables = Vec::with_capacity(raw.tables.len());
+        for (ti, t) in raw.tables.into_iter().enumerate() {
+            let at = Location::table(ti, &t.name);
+            if t.binds.is_empty() {
+                return Err(err(
+                    at.field("binds"),
+                    "a table needs at least one bind".into(),
+                ));
+            }
+            if t.binds.len() > MAX_BINDS {
+                return Err(err(
+                    at.field("binds"),
+                    format!("{} binds; a table holds at most {MAX_BINDS}", t.binds.len()),
+                ));
+            }
+            if t.backends.is_empty() {
+                return Err(err(
+                    at.field("backends"),
+                    "a table needs at least one backend".into(),
+                ));
+            }
+            if t.backends.len() > MAX_BACKENDS {
+                return Err(err(
+                    at.field("backends"),
+                    format!(
+                        "{} backends; a table holds at most {MAX_BACKENDS}",
+                        t.backends.len()
+                    ),
+                ));
+            }
+            if t.backends.iter().all(|b| b.state == BackendState::Inactive) {
+                return Err(err(
+                    at.field("backends"),
+                    "every backend is inactive; a table needs at least one usable backend".into(),
+                ));
+            }
+            let mut binds = Vec::with_capacity(t.binds.len());
+            for (bi, b) in t.binds.into_iter().enumerate() {
+                let at = at.clone().entry("bind", bi);
+                let (start, end) = match (b.port, b.port_start, b.port_end) {
+                    (Some(p), _, _) => (p.0, p.0),
+                    (None, Some(s), Some(e)) if s.0 <= e.0 => (s.0, e.0),
+                    (None, Some(s), Some(e)) => {
+                        return Err(err(
+                            at.field("port_start"),
+                            format!("{} is greater than port_end {}", s.0, e.0),
+                        ));
+                    }
+                    (None, Some(_), None) => {
+                        return Err(err(
+                            at.field("port_end"),
+                            "missing (port_start needs port_end)".into(),
+                        ));
+                    }
+                    (None, None, Some(_)) => {
+                        return Err(err(
+                            at.field("port_start"),
+                            "missing (port_end needs port_start)".into(),
+                        ));
+                    }
+                    (None, None, None) => {
+                        return Err(err(
+                            at.field("port"),
+                            "missing (give \"port\" or \"port_start\" and \"port_end\")".into(),
+                        ));
+                    }
+                };
+                binds.push(Bind {
+                    addr: b.ip.addr,
+                    prefix_len: b.ip.len,
+                    proto: b.proto,
+                    port_start: start,
+                    port_end: end,
+                });
+            }
+            let backends = t
+                .backends
+                .into_iter()
+                .map(|b| Backend {
+                    addr: b.ip.0,
+                    state: b.state,
+                    healthy: b.healthy,
+                    healthchecks: b.healthchecks.unwrap_or_default(),
+                })
+                .collect();
+            tables.push(Table {
+                name: t.name,
+                hash_key: t.hash_key.0,
+                seed: t.seed.0,
+                binds,
+                backends,
+            });
+        }
+        Ok(ForwardingTables {
+            tables,
+            healthchecks: raw.healthchecks.unwrap_or_default(),
+        })
+    }
+
+    /// Legal but suspicious things an operator should hear about: backends
+    /// without a `healthy` field, more than one non-active backend in a
+    /// table, the same backend address listed twice.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut out = Vec::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            let at = Location::table(ti, &t.name);
+            for (bi, b) in t.backends.iter().enumerate() {
+                if b.healthy.is_none() {
+                    out.push(Warning {
+                        location: at.clone().entry("backend", bi),
+                        message: format!(
+                            "{}: no \"healthy\" field; it counts as unhealthy",
+                            b.addr
+                        ),
+                    });
+                }
+                if t.backends[..bi].iter().any(|o| o.addr == b.addr) {
+                    out.push(Warning {
+                        location: at.clone().entry("backend", bi),
+                        message: format!("{} is listed more than once", b.addr),
+                    });
+                }
+            }
+            let not_active: Vec<String> = t
+                .backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.state != BackendState::Active)
+                .map(|(i, b)| format!("backend {i} ({}, {})", b.addr, b.state))
+                .collect();
+            if not_active.len() > 1 {
+                out.push(Warning {
+                    location: at,
+                    message: format!(
+                        "{} backends are not active ({}); change one host at a time",
+                        not_active.len(),
+                        not_active.join(", ")
+                    ),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Turns a serde path like `tables[0].backends[3].ip` into a [`Location`],
+/// looking the table's name up in the document when it is readable.
+fn location_of(path: &serde_path_to_error::Path, text: &str) -> Location {
+    use serde_path_to_error::Segment;
+    let segs: Vec<&Segment> = path.iter().collect();
+    let mut loc = Location::default();
+    let mut i = 0;
+    if let (Some(Segment::Map { key }), Some(Segment::Seq { index })) = (segs.first(), segs.get(1))
+    {
+        if key == "tables" {
+            let name = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["tables"][*index]["name"].as_str().map(str::to_owned));
+            loc.table = Some((*index, name));
+            i = 2;
+            if let (Some(Segment::Map { key }), Some(Segment::Seq { index })) =
+                (segs.get(2), segs.get(3))
+            {
+                let kind = match key.as_str() {
+                    "binds" => Some("bind"),
+                    "backends" => Some("backend"),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    loc.entry = Some((kind, *index));
+                    i = 4;
+                }
+            }
+        }
+    }
+    let rest: Vec<String> = segs[i.min(segs.len())..]
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(format!("[{index}]")),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .collect();
+    if !rest.is_empty() {
+        loc.field = Some(rest.join("."));
+    }
+    loc
+}
+
+/// serde_json appends " at line L column C" to data errors; inside a path
+/// that names the field, the position only adds noise.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+      "healthchecks": {"interval_ms": 500},
+      "tables": [{
+        "name": "example1",
+        "hash_key": "12345678901234561234567890123456",
+        "seed": "34567890123456783456789012345678",
+        "extra": [1, 2, 3],
+        "binds": [
+          {"ip": "10.10.10.10", "proto": "tcp", "port": 80},
+          {"ip": "fdb4:98ce:52d4::42", "proto": "tcp", "port": 80},
+          {"ip": "10.20.0.0/24", "proto": "udp", "port_start": 5000, "port_end": 5100},
+          {"ip": "10.30.0.1", "proto": "udp", "port": 53, "port_start": 1, "port_end": 9}
+        ],
+        "backends": [
+          {"ip": "192.168.50.10", "state": "active", "healthy": true,
+           "healthchecks": {"http": 80, "http_uri": "/status", "gue": 19523}},
+          {"ip": "192.168.50.11", "state": "draining", "healthy": true},
+          {"ip": "192.168.50.12", "state": "filling"}
+        ]
+      }]
+    }"#;
+
+    fn parse(text: &str) -> Result<ForwardingTables, ModelError> {
+        ForwardingTables::from_json("ft.json", text)
+    }
+
+    #[test]
+    fn parses_the_spec_example() {
+        let ft = parse(GOOD).unwrap();
+        assert_eq!(ft.healthchecks.interval_ms, 500);
+        assert_eq!(ft.healthchecks.timeout_ms, 1000);
+        assert_eq!(ft.healthchecks.trigger, 3);
+        let t = &ft.tables[0];
+        assert_eq!(t.name.as_deref(), Some("example1"));
+        assert_eq!(t.binds[0].prefix_len, 32);
+        assert_eq!(t.binds[1].prefix_len, 128);
+        assert_eq!(t.binds[2].prefix_len, 24);
+        assert_eq!((t.binds[2].port_start, t.binds[2].port_end), (5000, 5100));
+        // `port` wins over a range given alongside it.
+        assert_eq!((t.binds[3].port_start, t.binds[3].port_end), (53, 53));
+        assert_eq!(t.backends[0].healthchecks.http, Some(Port(80)));
+        assert_eq!(
+            t.backends[0].healthchecks.http_uri.as_deref(),
+            Some("/status")
+        );
+        assert_eq!(t.backends[2].healthy, None);
+        assert!(!t.backends[2].is_healthy());
+    }
+
+    #[test]
+    fn warnings_name_the_backend() {
+        let w: Vec<String> = parse(GOOD)
+            .unwrap()
+            .warnings()
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("table 0 (\"example1\"), backend 2: ")
+                    && w.contains("no \"healthy\""))
+        );
+        assert!(w.iter().any(|w| w.contains("2 backends are not active")));
+    }
+
+    fn bad_backend_ip(ip: &str) -> String {
+        GOOD.replace("192.168.50.12", ip)
+    }
+
+    #[test]
+    fn error_names_file_table_entry_and_field() {
+        let e = parse(&bad_backend_ip("10.0.0.x")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            r#"ft.json: table 0 ("example1"), backend 2: "ip": "10.0.0.x" is not an IPv4 or IPv6 address"#
+        );
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let cases = [
+            (
+                GOOD.replace("\"port\": 80}", "\"port\": 70000}"),
+                "bind 0: \"port\"",
+            ),
+            (
+                GOOD.replace("\"port\": 80}", "\"port\": \"80\"}"),
+                "bind 0: \"port\"",
+            ),
+            (
+                GOOD.replace("\"port\": 80}", "\"port\": -1}"),
+                "bind 0: \"port\"",
+            ),
+            (
+                GOOD.replace("10.20.0.0/24", "10.20.0.0/33"),
+                "bind 2: \"ip\"",
+            ),
+            (
+                GOOD.replace("10.20.0.0/24", "10.20.0.0/x"),
+                "bind 2: \"ip\"",
+            ),
+            (
+                GOOD.replace("fdb4:98ce:52d4::42", "fdb4::42/129"),
+                "bind 1: \"ip\"",
+            ),
+            (GOOD.replace("\"udp\"", "\"sctp\""), "bind 2: \"proto\""),
+            (
+                GOOD.replace("\"draining\"", "\"standby\""),
+                "backend 1: \"state\"",
+            ),
+            (
+                GOOD.replace("5000, \"port_end\": 5100", "5100, \"port_end\": 5000"),
+                "bind 2: \"port_start\"",
+            ),
+            (
+                GOOD.replace(", \"port_end\": 5100", ""),
+                "bind 2: \"port_end\"",
+            ),
+            (
+                GOOD.replace("\"34567890123456783456789012345678\"", "\"3456\""),
+                "table 0 (\"example1\"): \"seed\"",
+            ),
+            (
+                GOOD.replace("\"seed\": \"34567890123456783456789012345678\",", ""),
+                "missing field `seed`",
+            ),
+            (
+                GOOD.replace("\"healthy\": true,\n", "\"healthy\": \"yes\",\n"),
+                "backend 0: \"healthy\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+            assert!(!e.contains("1234567890123456"), "secret leaked: {e}");
+        }
+    }
+
+    #[test]
+    fn hash_key_errors_never_echo_the_key() {
+        let text = GOOD.replace(
+            "12345678901234561234567890123456",
+            "1234567890123456123456789012345z",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("\"hash_key\""), "{e}");
+        assert!(!e.contains("123456789012345"), "{e}");
+    }
+
+    #[test]
+    fn rejects_structural_problems() {
+        assert!(parse("").unwrap_err().to_string().contains("empty"));
+        assert!(parse("[]").is_err());
+        assert!(parse("{}").unwrap_err().to_string().contains("tables"));
+        assert!(parse("{\"tables\": [] } x").is_err());
+        let all_inactive = GOOD
+            .replace("\"active\"", "\"inactive\"")
+            .replace("\"draining\"", "\"inactive\"")
+            .replace("\"filling\"", "\"inactive\"");
+        assert!(
+            parse(&all_inactive)
+                .unwrap_err()
+                .to_string()
+                .contains("usable backend")
+        );
+        assert_eq!(parse("{\"tables\": []}").unwrap().tables.len(), 0);
+    }
+}
