@@ -430,20 +430,35 @@ impl ForwardingTables {
             location,
             message,
         };
-        if text.trim().is_empty() {
+        let trimmed = text.trim_start();
+        if trimmed.is_empty() {
             return Err(err(Location::default(), "file is empty".into()));
+        }
+        if !trimmed.starts_with('{') {
+            return Err(err(
+                Location::default(),
+                "the top level must be a JSON object with a \"tables\" array".into(),
+            ));
         }
         let mut de = serde_json::Deserializer::from_str(text);
         let raw: RawFile = match serde_path_to_error::deserialize(&mut de) {
             Ok(raw) => raw,
             Err(e) => {
-                let location = location_of(e.path(), text);
+                let mut location = location_of(e.path(), text);
                 let inner = e.into_inner();
-                let message = if inner.is_data() {
-                    strip_position(&inner.to_string())
-                } else {
-                    format!("not valid JSON: {inner}")
-                };
+                if !inner.is_data() {
+                    return Err(err(Location::default(), format!("not valid JSON: {inner}")));
+                }
+                let mut message = strip_position(&inner.to_string());
+                // serde reports a missing key against the enclosing object;
+                // name it as the field instead.
+                if let Some(field) = message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.strip_suffix('`'))
+                {
+                    location.field = Some(field.to_owned());
+                    message = "missing (required)".into();
+                }
                 return Err(err(location, message));
             }
         };
@@ -777,7 +792,7 @@ mod tests {
             ),
             (
                 GOOD.replace("\"seed\": \"34567890123456783456789012345678\",", ""),
-                "missing field `seed`",
+                "table 0 (\"example1\"): \"seed\": missing (required)",
             ),
             (
                 GOOD.replace("\"healthy\": true,\n", "\"healthy\": \"yes\",\n"),
@@ -805,7 +820,11 @@ mod tests {
     #[test]
     fn rejects_structural_problems() {
         assert!(parse("").unwrap_err().to_string().contains("empty"));
-        assert!(parse("[]").is_err());
+        assert!(parse("[]").unwrap_err().to_string().contains("top level"));
+        let e = parse("{\"tables\": [ {\"hash_key\": ")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ft.json: not valid JSON"), "{e}");
         assert!(parse("{}").unwrap_err().to_string().contains("tables"));
         assert!(parse("{\"tables\": [] } x").is_err());
         let all_inactive = GOOD
