@@ -163,9 +163,16 @@ fn render(d: &Dump) -> String {
             let _ = writeln!(out, "    {}/{} {} {}", b.ip, b.prefix_len, b.proto, ports);
         }
         let _ = writeln!(out, "  backends:");
+        let w = t
+            .backends
+            .iter()
+            .map(|b| b.ip.map_or(1, |ip| ip.to_string().len()))
+            .max()
+            .unwrap_or(0)
+            .max("address".len());
         let _ = writeln!(
             out,
-            "    {:>3}  {:<39}  {:<8}  {:<9}  {:>15}  {:>15}  secondaries when primary",
+            "    {:>3}  {:<w$}  {:<8}  {:<9}  {:>15}  {:>15}  secondaries when primary",
             "#", "address", "state", "health", "primary rows", "secondary rows"
         );
         for b in &t.backends {
@@ -183,7 +190,7 @@ fn render(d: &Dump) -> String {
             };
             let _ = writeln!(
                 out,
-                "    {:>3}  {:<39}  {:<8}  {:<9}  {:>6} ({:>5.1}%)  {:>6} ({:>5.1}%)  {}",
+                "    {:>3}  {:<w$}  {:<8}  {:<9}  {:>6} ({:>5.1}%)  {:>6} ({:>5.1}%)  {}",
                 b.index,
                 ip,
                 b.state,

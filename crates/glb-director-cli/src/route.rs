@@ -158,7 +158,7 @@ fn render(r: &Route, a: &RouteArgs, t: &TableRecord) -> String {
             _ => "alt secondary",
         };
         s += &format!(
-            "\n    {}. {ip:<39} backend {}, {}, {} ({role})",
+            "\n    {}. {ip:<15} backend {}, {}, {} ({role})",
             i + 1,
             h.backend,
             h.state,

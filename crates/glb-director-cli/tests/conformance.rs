@@ -1,0 +1,190 @@
+//! `build-config` against the shared conformance data: every table must
+//! compile byte for byte, every reject must fail cleanly.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn conformance_dir() -> PathBuf {
+    match std::env::var_os("GLB_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+    }
+}
+
+/// The `*.json` files of a conformance subfolder, or `None` (with a note)
+/// when the folder is absent.
+fn cases(sub: &str) -> Option<Vec<PathBuf>> {
+    let dir = conformance_dir().join(sub);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        eprintln!("SKIPPED: conformance folder {} not found", dir.display());
+        return None;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds no *.json cases", dir.display());
+    Some(files)
+}
+
+fn cli(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
+        .args(args)
+        .output()
+        .expect("spawn glb-director-cli")
+}
+
+fn build(src: &Path, dst: &Path) -> Output {
+    cli(&[Path::new("build-config"), src, dst])
+}
+
+fn dir_listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("list temp dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_table_compiles_byte_for_byte() {
+    let Some(files) = cases("tables") else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    for src in &files {
+        let want_path = src.with_extension("bin");
+        let want = fs::read(&want_path).unwrap_or_else(|e| panic!("{}: {e}", want_path.display()));
+        let dst = tmp.path().join("out.bin");
+        let out = build(src, &dst);
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: exit {:?}: {}",
+                src.display(),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        let got = fs::read(&dst).expect("output written");
+        if got != want {
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            failures.push(format!(
+                "{}: output differs (len {} vs {}, first difference at byte {first:?})",
+                src.display(),
+                got.len(),
+                want.len()
+            ));
+        }
+        assert_eq!(
+            dir_listing(tmp.path()),
+            ["out.bin"],
+            "stray files after {}",
+            src.display()
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{} tables compiled byte for byte", files.len());
+}
+
+#[test]
+fn every_reject_fails_and_leaves_dst_alone() {
+    let Some(files) = cases("rejects") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dst = tmp.path().join("forwarding_table.bin");
+    let sentinel = b"previous table, must survive".to_vec();
+    for src in &files {
+        fs::write(&dst, &sentinel).expect("write sentinel");
+        let out = build(src, &dst);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", src.display());
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", src.display());
+        let name = src.file_name().expect("file name").to_string_lossy();
+        assert!(
+            stderr.contains(&*name) && stderr.contains("error"),
+            "{}: the message should name the file: {stderr}",
+            src.display()
+        );
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", src.display());
+        assert_eq!(
+            fs::read(&dst).expect("dst"),
+            sentinel,
+            "{} touched dst",
+            src.display()
+        );
+        assert_eq!(
+            dir_listing(tmp.path()),
+            ["forwarding_table.bin"],
+            "{}",
+            src.display()
+        );
+    }
+}
+
+#[test]
+fn rejects_leave_no_dst_when_there_was_none() {
+    let Some(files) = cases("rejects") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for src in &files {
+        let out = build(src, &tmp.path().join("new.bin"));
+        assert!(!out.status.success());
+        assert!(
+            dir_listing(tmp.path()).is_empty(),
+            "{} left files",
+            src.display()
+        );
+    }
+}
+
+const WARNY: &str = r#"{"tables": [{
+  "hash_key": "12345678901234561234567890123456",
+  "seed": "34567890123456783456789012345678",
+  "binds": [{"ip": "10.10.10.10", "proto": "tcp", "port": 80}],
+  "backends": [
+    {"ip": "192.168.50.10", "state": "active"},
+    {"ip": "192.168.50.11", "state": "draining", "healthy": true},
+    {"ip": "192.168.50.12", "state": "filling", "healthy": true}
+  ]}]}"#;
+
+#[test]
+fn warnings_go_to_stderr_and_still_succeed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("ft.json");
+    fs::write(&src, WARNY).expect("write");
+    let out = build(&src, &tmp.path().join("ft.bin"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("backend 0") && stderr.contains("\"healthy\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 backends are not active"), "{stderr}");
+    assert!(
+        !stderr.contains("1234567890123456"),
+        "secret in output: {stderr}"
+    );
+
+    let out = cli(&[Path::new("check"), &src]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not active"));
+}
+
+#[test]
+fn unwritable_destination_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("ft.json");
+    fs::write(&src, WARNY).expect("write");
+    let out = build(&src, &tmp.path().join("no/such/dir/ft.bin"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no/such/dir/ft.bin"), "{stderr}");
+    let out = build(&tmp.path().join("missing.json"), &tmp.path().join("ft.bin"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+}
