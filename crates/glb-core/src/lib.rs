@@ -13,6 +13,8 @@
 //! * [`rendezvous`] — generation of the 65,536-row primary/secondary table.
 //! * [`flow`] — flow hashing and bind matching.
 //! * [`hash`] — SipHash-2-4 keyed hashing and the secret key type.
+//! * [`wire`] — typed views over packet bytes (Ethernet, IPv4/IPv6,
+//!   ports, ICMP, UDP, GUE with GLB's hop list) and the Internet checksum.
 #![forbid(unsafe_code)]
 
 pub mod flow;
@@ -20,6 +22,7 @@ pub mod hash;
 pub mod model;
 pub mod rendezvous;
 pub mod table;
+pub mod wire;
 
 pub use hash::Key16;
 pub use model::{ForwardingTables, ModelError};

@@ -1,0 +1,198 @@
+//! Ethernet II frames.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::{Error, Result, array, be16, put16};
+
+/// Length of the Ethernet II header.
+pub const HEADER_LEN: usize = 14;
+
+/// EtherType values GLB cares about.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// ARP.
+    pub const ARP: u16 = 0x0806;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+}
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Address(pub [u8; 6]);
+
+impl Address {
+    /// `00:00:00:00:00:00`, the source of frames from the offline engine.
+    pub const ZERO: Address = Address([0; 6]);
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+/// Why a MAC address string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (expected six hex pairs like 3a:89:7c:7b:5d:1f)")]
+pub struct ParseAddressError(pub String);
+
+impl FromStr for Address {
+    type Err = ParseAddressError;
+
+    /// Accepts `aa:bb:cc:dd:ee:ff`, `aa-bb-cc-dd-ee-ff` and DPDK's
+    /// `aabb:ccdd:eeff` form, hex digits in either case.
+    fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
+        let err = || ParseAddressError(s.to_owned());
+        let hex = |t: &str| -> Option<Vec<u8>> {
+            if t.is_empty() || t.len() % 2 != 0 || !t.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            (0..t.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&t[i..i + 2], 16).ok())
+                .collect()
+        };
+        let sep = if s.contains('-') { '-' } else { ':' };
+        let parts: Vec<&str> = s.split(sep).collect();
+        let bytes: Vec<u8> = match parts.len() {
+            6 if parts.iter().all(|p| p.len() == 2) => {
+                parts.iter().map(|p| hex(p)).collect::<Option<Vec<_>>>()
+            }
+            3 if sep == ':' && parts.iter().all(|p| p.len() == 4) => {
+                parts.iter().map(|p| hex(p)).collect::<Option<Vec<_>>>()
+            }
+            _ => None,
+        }
+        .ok_or_else(err)?
+        .concat();
+        let arr: [u8; 6] = bytes.try_into().map_err(|_| err())?;
+        Ok(Address(arr))
+    }
+}
+
+mod field {
+    pub const DST: usize = 0;
+    pub const SRC: usize = 6;
+    pub const ETHERTYPE: usize = 12;
+}
+
+/// A view of an Ethernet II frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Frame<T> {
+    /// Wraps a buffer without checking it; accessors may panic when it is
+    /// shorter than the header.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Frame { buffer }
+    }
+
+    /// Wraps a buffer holding at least the 14-byte header.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(Frame { buffer })
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Destination MAC.
+    pub fn dst_addr(&self) -> Address {
+        Address(array::<6>(self.buffer.as_ref(), field::DST))
+    }
+
+    /// Source MAC.
+    pub fn src_addr(&self) -> Address {
+        Address(array::<6>(self.buffer.as_ref(), field::SRC))
+    }
+
+    /// EtherType.
+    pub fn ethertype(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::ETHERTYPE)
+    }
+
+    /// Everything after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
+    /// Sets the destination MAC.
+    pub fn set_dst_addr(&mut self, a: Address) {
+        self.buffer.as_mut()[field::DST..field::DST + 6].copy_from_slice(&a.0);
+    }
+
+    /// Sets the source MAC.
+    pub fn set_src_addr(&mut self, a: Address) {
+        self.buffer.as_mut()[field::SRC..field::SRC + 6].copy_from_slice(&a.0);
+    }
+
+    /// Sets the EtherType.
+    pub fn set_ethertype(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::ETHERTYPE, v);
+    }
+
+    /// Everything after the header, mutable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        let want = Address([0x3a, 0x89, 0x7c, 0x7b, 0x5d, 0x1f]);
+        assert_eq!("3a:89:7c:7b:5d:1f".parse::<Address>().unwrap(), want);
+        assert_eq!("3A-89-7C-7B-5D-1F".parse::<Address>().unwrap(), want);
+        assert_eq!("3a89:7c7b:5d1f".parse::<Address>().unwrap(), want);
+        assert_eq!(want.to_string(), "3a:89:7c:7b:5d:1f");
+        for bad in [
+            "",
+            "3a:89:7c:7b:5d",
+            "3a:89:7c:7b:5d:1f:00",
+            "3a:89:7c:7b:5d:1g",
+            "3a:89:7c:7b:5d:1",
+            "3a:89-7c:7b:5d:1f",
+            "+a:89:7c:7b:5d:1f",
+        ] {
+            assert!(bad.parse::<Address>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frame_fields() {
+        let mut buf = [0u8; 16];
+        let mut f = Frame::new_checked(&mut buf[..]).unwrap();
+        f.set_dst_addr(Address([1, 2, 3, 4, 5, 6]));
+        f.set_src_addr(Address([7, 8, 9, 10, 11, 12]));
+        f.set_ethertype(ethertype::IPV6);
+        assert_eq!(
+            buf[..14],
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x86, 0xdd]
+        );
+        let f = Frame::new_checked(&buf[..]).unwrap();
+        assert_eq!(f.ethertype(), 0x86dd);
+        assert_eq!(f.payload().len(), 2);
+        assert_eq!(
+            Frame::new_checked(&buf[..13]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Typed views over packet bytes, in the style of smoltcp's `wire` module.
+//!
+//! Every header has a view `Foo<T: AsRef<[u8]>>` that wraps a buffer. A
+//! view made with `new_checked` has had its lengths verified once, so its
+//! accessors never panic and never read past the buffer, whatever bytes
+//! it holds. `new_unchecked` skips the check for callers that have already
+//! made it; on such a view an accessor may panic if the buffer is short.
+//!
+//! Views never copy: reading a field decodes it from the buffer in place,
+//! and the setters of a view over `&mut [u8]` write in place. That is what
+//! lets the director prepend its encapsulation into a frame's headroom
+//! without moving the packet.
+//!
+//! * [`ethernet`] — Ethernet II frames and MAC addresses.
+//! * [`ipv4`] — IPv4 headers.
+//! * [`ipv6`] — IPv6 fixed headers.
+//! * [`ports`] — the source/destination port pair that starts TCP and UDP headers.
+//! * [`udp`] — UDP headers.
+//! * [`icmp`] — ICMPv4 and ICMPv6 messages, including the quoted packet of errors.
+//! * [`gue`] — Generic UDP Encapsulation with GLB's private data (hop list).
+//! * [`checksum`] — the Internet checksum.
+
+pub mod checksum;
+pub mod ethernet;
+pub mod gue;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod ports;
+pub mod udp;
+
+/// Why a buffer could not be viewed as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The buffer ends before the header (or the length it announces) does.
+    #[error("truncated")]
+    Truncated,
+    /// A field holds a value the format does not allow; the text says which.
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// Result of a view constructor.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// IP protocol numbers used by GLB.
+pub mod ip_proto {
+    /// ICMP for IPv4.
+    pub const ICMP: u8 = 1;
+    /// IPv4 encapsulated in IP (GUE protocol for an inner IPv4 packet).
+    pub const IPV4: u8 = 4;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 encapsulated in IP (GUE protocol for an inner IPv6 packet).
+    pub const IPV6: u8 = 41;
+    /// ICMP for IPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// Reads a big-endian u16 at `at`; the caller has checked the bounds.
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Reads a big-endian u32 at `at`; the caller has checked the bounds.
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Writes a big-endian u16 at `at`; the caller has checked the bounds.
+#[inline(always)]
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Copies `N` bytes starting at `at`; the caller has checked the bounds.
+#[inline(always)]
+fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[at..at + N]);
+    out
+}

@@ -1,0 +1,54 @@
+//! The source and destination ports that open both TCP and UDP headers —
+//! all of the transport header GLB reads.
+
+use super::{Error, Result, be16};
+
+/// Length of the port pair.
+pub const LEN: usize = 4;
+
+/// A view of the first four bytes of a TCP or UDP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ports<T> {
+    /// Wraps a buffer without checking it; accessors may panic when it is
+    /// shorter than four bytes.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Ports { buffer }
+    }
+
+    /// Wraps a buffer holding at least the two ports.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(Ports { buffer })
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), 0)
+    }
+
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        let p = Ports::new_checked(&[0xc0, 0x31, 0x00, 0x50][..]).unwrap();
+        assert_eq!((p.src_port(), p.dst_port()), (49201, 80));
+        assert_eq!(
+            Ports::new_checked(&[0u8; 3][..]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+}
