@@ -13,13 +13,20 @@
 //! * [`rendezvous`] — generation of the 65,536-row primary/secondary table.
 //! * [`flow`] — flow hashing and bind matching.
 //! * [`hash`] — SipHash-2-4 keyed hashing and the secret key type.
+//! * [`packet`], [`classify`], [`forward`], [`encap`] — the director's
+//!   packet path: frame inspection, bind classification, routing over a
+//!   loaded table, and GUE encapsulation in place.
 //! * [`wire`] — typed views over packet bytes (Ethernet, IPv4/IPv6,
 //!   ports, ICMP, UDP, GUE with GLB's hop list) and the Internet checksum.
 #![forbid(unsafe_code)]
 
+pub mod classify;
+pub mod encap;
 pub mod flow;
+pub mod forward;
 pub mod hash;
 pub mod model;
+pub mod packet;
 pub mod rendezvous;
 pub mod table;
 pub mod wire;

@@ -1,0 +1,258 @@
+//! One pass over a received frame that extracts everything classification
+//! (SPEC §6) and flow hashing (SPEC §7) need.
+//!
+//! [`inspect`] never panics and never reads past the frame. Fields a rule
+//! needs must lie inside both the frame and the IP packet's own stated
+//! length; a packet whose fields are missing matches nothing. A packet
+//! whose fields are present but whose IP packet is longer than the frame
+//! (a cut-off capture) is still classified, and then reported as
+//! truncated so the director counts a route failure instead of sending a
+//! damaged packet.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::flow::FlowKey;
+use crate::wire::{ethernet, icmp, ip_proto, ipv4, ipv6, ports};
+
+/// What a packet offers for classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A TCP or UDP packet: match protocol, destination prefix and
+    /// destination port.
+    Transport {
+        /// IP protocol number, 6 or 17.
+        proto: u8,
+        /// Destination address.
+        dst: IpAddr,
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// An ICMPv4 fragmentation-needed or ICMPv6 packet-too-big error that
+    /// quotes a packet a proxy sent from a VIP: the outer destination and
+    /// the quoted source must lie in the bind, the quoted source port in
+    /// its range.
+    IcmpError {
+        /// The error's destination address.
+        outer_dst: IpAddr,
+        /// The quoted packet's source address.
+        quoted_src: IpAddr,
+        /// The quoted packet's source port.
+        quoted_src_port: u16,
+    },
+    /// An ICMP echo request: the destination must lie in the bind.
+    Echo {
+        /// Destination address.
+        dst: IpAddr,
+    },
+    /// Nothing a bind can match: not IP, malformed, a non-initial
+    /// fragment, another protocol, or fields cut off.
+    None,
+}
+
+/// The result of inspecting one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspection {
+    /// What to classify on.
+    pub lookup: Lookup,
+    /// The fields the flow hash is computed over; valid whenever
+    /// `lookup` is not [`Lookup::None`].
+    pub flow: FlowKey,
+    /// The 16 bits mixed into the outer UDP source port: the client's
+    /// port, or for ICMP other than errors the IPv4 identification or the
+    /// low 16 bits of the IPv6 flow label.
+    pub flow_hint: u16,
+    /// GUE protocol for the inner packet: 4 (IPv4) or 41 (IPv6).
+    pub gue_proto: u8,
+    /// Offset of the IP header in the frame.
+    pub ip_offset: usize,
+    /// The IP packet's stated total length (header included).
+    pub ip_len: usize,
+    /// Whether the whole IP packet is inside the frame.
+    pub complete: bool,
+}
+
+const UNSPEC_FLOW: FlowKey = FlowKey {
+    src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    src_port: 0,
+    dst_port: 0,
+};
+
+impl Inspection {
+    const NONE: Inspection = Inspection {
+        lookup: Lookup::None,
+        flow: UNSPEC_FLOW,
+        flow_hint: 0,
+        gue_proto: 0,
+        ip_offset: 0,
+        ip_len: 0,
+        complete: false,
+    };
+}
+
+/// Inspects an Ethernet frame. Never panics.
+pub fn inspect(frame: &[u8]) -> Inspection {
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+        return Inspection::NONE;
+    };
+    match eth.ethertype() {
+        ethernet::ethertype::IPV4 => inspect_ipv4(eth.payload()),
+        ethernet::ethertype::IPV6 => inspect_ipv6(eth.payload()),
+        _ => Inspection::NONE,
+    }
+}
+
+fn inspect_ipv4(bytes: &[u8]) -> Inspection {
+    let Ok(ip) = ipv4::Packet::new_header_checked(bytes) else {
+        return Inspection::NONE;
+    };
+    let ip_len = usize::from(ip.total_len());
+    let mut out = Inspection {
+        lookup: Lookup::None,
+        flow: UNSPEC_FLOW,
+        flow_hint: 0,
+        gue_proto: ip_proto::IPV4,
+        ip_offset: ethernet::HEADER_LEN,
+        ip_len,
+        complete: ip.is_complete(),
+    };
+    // A later fragment carries no transport header; what sits where the
+    // ports would be is payload.
+    if ip.frag_offset() != 0 {
+        return out;
+    }
+    let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+    let l4 = ip.payload();
+    match ip.protocol() {
+        proto @ (ip_proto::TCP | ip_proto::UDP) => {
+            if let Ok(p) = ports::Ports::new_checked(l4) {
+                transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
+            }
+        }
+        ip_proto::ICMP => {
+            let Ok(msg) = icmp::Packet::new_checked(l4) else {
+                return out;
+            };
+            match (msg.msg_type(), msg.msg_code()) {
+                (icmp::V4_DEST_UNREACHABLE, icmp::V4_CODE_FRAG_NEEDED) => {
+                    let Ok(quoted) = ipv4::Packet::new_header_checked(msg.data()) else {
+                        return out;
+                    };
+                    let rest = &msg.data()[quoted.header_len()..];
+                    if let Ok(p) = ports::Ports::new_checked(rest) {
+                        icmp_error(
+                            &mut out,
+                            dst,
+                            IpAddr::V4(quoted.src_addr()),
+                            IpAddr::V4(quoted.dst_addr()),
+                            p,
+                        );
+                    }
+                }
+                (icmp::V4_ECHO_REQUEST, _) => echo(&mut out, src, dst, ip.ident()),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn inspect_ipv6(bytes: &[u8]) -> Inspection {
+    let Ok(ip) = ipv6::Packet::new_header_checked(bytes) else {
+        return Inspection::NONE;
+    };
+    let mut out = Inspection {
+        lookup: Lookup::None,
+        flow: UNSPEC_FLOW,
+        flow_hint: 0,
+        gue_proto: ip_proto::IPV6,
+        ip_offset: ethernet::HEADER_LEN,
+        ip_len: ip.total_len(),
+        complete: ip.is_complete(),
+    };
+    let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+    let l4 = ip.payload();
+    match ip.next_header() {
+        proto @ (ip_proto::TCP | ip_proto::UDP) => {
+            if let Ok(p) = ports::Ports::new_checked(l4) {
+                transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
+            }
+        }
+        ip_proto::ICMPV6 => {
+            let Ok(msg) = icmp::Packet::new_checked(l4) else {
+                return out;
+            };
+            match msg.msg_type() {
+                icmp::V6_PACKET_TOO_BIG => {
+                    let Ok(quoted) = ipv6::Packet::new_header_checked(msg.data()) else {
+                        return out;
+                    };
+                    let rest = &msg.data()[ipv6::HEADER_LEN..];
+                    if let Ok(p) = ports::Ports::new_checked(rest) {
+                        icmp_error(
+                            &mut out,
+                            dst,
+                            IpAddr::V6(quoted.src_addr()),
+                            IpAddr::V6(quoted.dst_addr()),
+                            p,
+                        );
+                    }
+                }
+                icmp::V6_ECHO_REQUEST => echo(&mut out, src, dst, ip.flow_label() as u16),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn transport(out: &mut Inspection, proto: u8, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) {
+    out.lookup = Lookup::Transport {
+        proto,
+        dst,
+        dst_port: dport,
+    };
+    out.flow = FlowKey {
+        src,
+        dst,
+        src_port: sport,
+        dst_port: dport,
+    };
+    out.flow_hint = sport;
+}
+
+/// The quoted packet went from a VIP to the client, so the flow is its
+/// reverse: that way the error reaches the proxy that owns the connection.
+fn icmp_error(
+    out: &mut Inspection,
+    outer_dst: IpAddr,
+    quoted_src: IpAddr,
+    quoted_dst: IpAddr,
+    p: ports::Ports<&[u8]>,
+) {
+    out.lookup = Lookup::IcmpError {
+        outer_dst,
+        quoted_src,
+        quoted_src_port: p.src_port(),
+    };
+    out.flow = FlowKey {
+        src: quoted_dst,
+        dst: quoted_src,
+        src_port: p.dst_port(),
+        dst_port: p.src_port(),
+    };
+    out.flow_hint = p.dst_port();
+}
+
+fn echo(out: &mut Inspection, src: IpAddr, dst: IpAddr, hint: u16) {
+    out.lookup = Lookup::Echo { dst };
+    out.flow = FlowKey {
+        src,
+        dst,
+        src_port: 0,
+        dst_port: 0,
+    };
+    out.flow_hint = hint;
+}

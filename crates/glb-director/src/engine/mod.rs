@@ -1,0 +1,6 @@
+//! Engines: where frames come from and where encapsulated ones go.
+//!
+//! * [`pcap`] — the offline engine: a capture file in, a capture file and
+//!   a verdict per frame out.
+
+pub mod pcap;

@@ -1,0 +1,13 @@
+//! The GLB director as a library: its configuration (`director.conf`),
+//! the engine-agnostic packet path, and the engines that feed it.
+//!
+//! * [`config`] — loading and validating `director.conf`.
+//! * [`path`] — batches of frames in, encapsulated frames and verdicts
+//!   out, with per-core counters.
+//! * [`engine`] — packet sources: [`engine::pcap`] replays a capture file.
+
+pub mod config;
+pub mod engine;
+pub mod path;
+
+pub use config::DirectorConfig;

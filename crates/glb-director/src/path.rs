@@ -1,0 +1,249 @@
+//! The director's packet path, independent of how packets arrive: a
+//! batch of frames in buffers with headroom goes in; each frame is
+//! classified, routed and encapsulated in place, and gets a [`Verdict`];
+//! the core's counters are updated once per batch.
+//!
+//! Engines (the offline pcap engine here, DPDK elsewhere) only have to
+//! present their buffers through [`FrameBuf`] and act on the verdicts:
+//! transmit forwarded frames, hand unclassified ones to the exception
+//! path or free them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use glb_core::encap::{EncapError, EncapParams, encapsulate};
+use glb_core::forward::{Decision, Forwarder, Route};
+
+/// Headroom engines should leave in front of each received frame. The
+/// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
+/// the frame's own 14-byte Ethernet header); DPDK mbufs have 128.
+pub const HEADROOM: usize = 128;
+
+/// A frame in a buffer with headroom.
+pub trait FrameBuf {
+    /// The whole buffer and the frame's start and length inside it. The
+    /// bytes before `start` are headroom the packet path may write.
+    fn parts(&mut self) -> (&mut [u8], usize, usize);
+    /// Records where the frame now is, after encapsulation.
+    fn set_bounds(&mut self, start: usize, len: usize);
+}
+
+/// A frame in an owned buffer, for engines without their own buffer type
+/// and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl OwnedFrame {
+    /// Copies `frame` into a new buffer behind `headroom` free bytes.
+    pub fn new(frame: &[u8], headroom: usize) -> Self {
+        let mut buf = vec![0u8; headroom + frame.len()];
+        buf[headroom..].copy_from_slice(frame);
+        OwnedFrame {
+            buf,
+            start: headroom,
+            len: frame.len(),
+        }
+    }
+
+    /// Replaces the frame, keeping `headroom` bytes in front (reuses the
+    /// allocation).
+    pub fn reset(&mut self, frame: &[u8], headroom: usize) {
+        self.buf.clear();
+        self.buf.resize(headroom, 0);
+        self.buf.extend_from_slice(frame);
+        self.start = headroom;
+        self.len = frame.len();
+    }
+
+    /// The frame's bytes.
+    pub fn frame(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl FrameBuf for OwnedFrame {
+    fn parts(&mut self) -> (&mut [u8], usize, usize) {
+        (&mut self.buf, self.start, self.len)
+    }
+
+    fn set_bounds(&mut self, start: usize, len: usize) {
+        self.start = start;
+        self.len = len;
+    }
+}
+
+/// What happened to one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Encapsulated in place; transmit it.
+    Forward(Route),
+    /// Matched no bind: exception path if enabled, else drop.
+    Unclassified,
+    /// Matched a bind of `table` but its packet is cut off (or a chosen
+    /// backend is not IPv4): drop.
+    RouteFailed {
+        /// The table it matched.
+        table: usize,
+    },
+    /// Routed but could not be encapsulated (no headroom, too large): drop.
+    EncapFailed {
+        /// The table it matched.
+        table: usize,
+        /// Why.
+        error: EncapError,
+    },
+}
+
+/// Counters of one core, written by that core once per batch and readable
+/// from any thread (e.g. the statsd reporter).
+#[derive(Debug, Default)]
+pub struct CoreCounters {
+    /// Frames the packet path saw.
+    pub total: AtomicU64,
+    /// Frames that matched a bind.
+    pub matched: AtomicU64,
+    /// Frames that matched no bind.
+    pub unmatched: AtomicU64,
+    /// Matched frames with no route (cut-off packet, non-IPv4 backend).
+    pub route_failed: AtomicU64,
+    /// Frames encapsulated.
+    pub encap_success: AtomicU64,
+    /// Routed frames that could not be encapsulated.
+    pub encap_failure: AtomicU64,
+    /// Receive errors seen by the engine.
+    pub rx_errors: AtomicU64,
+    /// Frames the engine handed to the exception path.
+    pub kni: AtomicU64,
+    /// Frames the engine transmitted on the NIC.
+    pub eth_tx_sent: AtomicU64,
+    /// Frames the engine transmitted from the exception interface.
+    pub kni_tx_sent: AtomicU64,
+}
+
+/// A plain copy of [`CoreCounters`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// See [`CoreCounters::total`].
+    pub total: u64,
+    /// See [`CoreCounters::matched`].
+    pub matched: u64,
+    /// See [`CoreCounters::unmatched`].
+    pub unmatched: u64,
+    /// See [`CoreCounters::route_failed`].
+    pub route_failed: u64,
+    /// See [`CoreCounters::encap_success`].
+    pub encap_success: u64,
+    /// See [`CoreCounters::encap_failure`].
+    pub encap_failure: u64,
+    /// See [`CoreCounters::rx_errors`].
+    pub rx_errors: u64,
+    /// See [`CoreCounters::kni`].
+    pub kni: u64,
+    /// See [`CoreCounters::eth_tx_sent`].
+    pub eth_tx_sent: u64,
+    /// See [`CoreCounters::kni_tx_sent`].
+    pub kni_tx_sent: u64,
+}
+
+impl CoreCounters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterSnapshot {
+            total: g(&self.total),
+            matched: g(&self.matched),
+            unmatched: g(&self.unmatched),
+            route_failed: g(&self.route_failed),
+            encap_success: g(&self.encap_success),
+            encap_failure: g(&self.encap_failure),
+            rx_errors: g(&self.rx_errors),
+            kni: g(&self.kni),
+            eth_tx_sent: g(&self.eth_tx_sent),
+            kni_tx_sent: g(&self.kni_tx_sent),
+        }
+    }
+
+    fn absorb(&self, b: &BatchCounts) {
+        let add = |a: &AtomicU64, n: u64| {
+            if n != 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.total, b.total);
+        add(&self.matched, b.matched);
+        add(&self.unmatched, b.unmatched);
+        add(&self.route_failed, b.route_failed);
+        add(&self.encap_success, b.encap_success);
+        add(&self.encap_failure, b.encap_failure);
+    }
+}
+
+#[derive(Default)]
+struct BatchCounts {
+    total: u64,
+    matched: u64,
+    unmatched: u64,
+    route_failed: u64,
+    encap_success: u64,
+    encap_failure: u64,
+}
+
+/// Processes one frame: classify, route, encapsulate in place.
+#[inline]
+pub fn process_one<F: FrameBuf>(fwd: &Forwarder, params: &EncapParams, frame: &mut F) -> Verdict {
+    let (buf, start, len) = frame.parts();
+    let Some(bytes) = start.checked_add(len).and_then(|end| buf.get(start..end)) else {
+        return Verdict::Unclassified;
+    };
+    match fwd.route_frame(bytes) {
+        Decision::Unclassified => Verdict::Unclassified,
+        Decision::RouteFailed { table } => Verdict::RouteFailed { table },
+        Decision::Forward(route) => match encapsulate(buf, start, &route, params) {
+            Ok((s, l)) => {
+                frame.set_bounds(s, l);
+                Verdict::Forward(route)
+            }
+            Err(error) => Verdict::EncapFailed {
+                table: route.table,
+                error,
+            },
+        },
+    }
+}
+
+/// Processes a batch: `verdicts` is cleared and gets one entry per frame,
+/// in order; `counters` is updated once.
+pub fn process_batch<F: FrameBuf>(
+    fwd: &Forwarder,
+    params: &EncapParams,
+    frames: &mut [F],
+    verdicts: &mut Vec<Verdict>,
+    counters: &CoreCounters,
+) {
+    verdicts.clear();
+    let mut c = BatchCounts::default();
+    for f in frames.iter_mut() {
+        let v = process_one(fwd, params, f);
+        c.total += 1;
+        match v {
+            Verdict::Forward(_) => {
+                c.matched += 1;
+                c.encap_success += 1;
+            }
+            Verdict::Unclassified => c.unmatched += 1,
+            Verdict::RouteFailed { .. } => {
+                c.matched += 1;
+                c.route_failed += 1;
+            }
+            Verdict::EncapFailed { .. } => {
+                c.matched += 1;
+                c.encap_failure += 1;
+            }
+        }
+        verdicts.push(v);
+    }
+    counters.absorb(&c);
+}
