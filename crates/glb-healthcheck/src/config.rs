@@ -1,0 +1,266 @@
+//! The daemon's own configuration file (`/etc/glb/healthcheck.conf`).
+//!
+//! The keys of the original (`forwarding_table.src`, `forwarding_table.dst`,
+//! `reload_command`) mean what they meant there. Two optional keys are ours:
+//! `listen` (the loopback address of `/health`) and `reload_hold_ms` (the
+//! minimum time between two reload commands). Unknown keys are reported as
+//! warnings, not errors, so a file written for the original keeps working.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Where `/health` and `/debug/vars` listen unless the file says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:19520";
+/// Minimum time between two runs of the reload command, unless configured.
+pub const DEFAULT_RELOAD_HOLD: Duration = Duration::from_secs(10);
+
+/// A validated `healthcheck.conf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The forwarding table the operator edits (`forwarding_table.src.json`).
+    pub src: PathBuf,
+    /// The checked table this daemon writes (`forwarding_table.checked.json`).
+    pub dst: PathBuf,
+    /// Shell command run (with `/bin/sh -c`) after the checked file changed.
+    pub reload_command: Option<String>,
+    /// Minimum time between two reload commands caused by health changes.
+    pub reload_hold: Duration,
+    /// Loopback address of the status listener.
+    pub listen: SocketAddr,
+    /// Keys present in the file that this daemon does not know.
+    pub unknown_keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    forwarding_table: RawForwardingTable,
+    #[serde(default)]
+    reload_command: Option<String>,
+    #[serde(default)]
+    reload_hold_ms: Option<u64>,
+    #[serde(default)]
+    listen: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawForwardingTable {
+    src: String,
+    dst: String,
+}
+
+const KNOWN_TOP: &[&str] = &[
+    "forwarding_table",
+    "reload_command",
+    "reload_hold_ms",
+    "listen",
+];
+const KNOWN_FT: &[&str] = &["src", "dst"];
+
+/// A configuration file that cannot be used; the message names the file and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// The configuration file.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&path.display().to_string(), &text)
+    }
+
+    /// Validates configuration text; `name` prefixes every error.
+    pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: name.to_owned(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(err("file is empty".into()));
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let Some(top) = value.as_object() else {
+            return Err(err("must be a JSON object".into()));
+        };
+        let mut unknown_keys: Vec<String> = top
+            .keys()
+            .filter(|k| !KNOWN_TOP.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if let Some(ft) = top.get("forwarding_table").and_then(Value::as_object) {
+            unknown_keys.extend(
+                ft.keys()
+                    .filter(|k| !KNOWN_FT.contains(&k.as_str()))
+                    .map(|k| format!("forwarding_table.{k}")),
+            );
+        }
+
+        let raw: RawConfig = deserialize_checked(value).map_err(err)?;
+        if raw.forwarding_table.src.is_empty() {
+            return Err(err("\"forwarding_table.src\" is empty".into()));
+        }
+        if raw.forwarding_table.dst.is_empty() {
+            return Err(err("\"forwarding_table.dst\" is empty".into()));
+        }
+        if raw.forwarding_table.src == raw.forwarding_table.dst {
+            return Err(err(
+                "\"forwarding_table.src\" and \"forwarding_table.dst\" are the same file; \
+                 the checked table would overwrite its source"
+                    .into(),
+            ));
+        }
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            err(format!(
+                "\"listen\": {listen_text:?} is not an address:port such as {DEFAULT_LISTEN}"
+            ))
+        })?;
+        if !listen.ip().is_loopback() {
+            return Err(err(format!(
+                "\"listen\": {listen} is not a loopback address; the status listener \
+                 only serves this host"
+            )));
+        }
+        let reload_command = raw.reload_command.filter(|c| !c.trim().is_empty());
+        Ok(Config {
+            src: PathBuf::from(raw.forwarding_table.src),
+            dst: PathBuf::from(raw.forwarding_table.dst),
+            reload_command,
+            reload_hold: raw
+                .reload_hold_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_RELOAD_HOLD),
+            listen,
+            unknown_keys,
+        })
+    }
+}
+
+/// Deserializes with an error message naming the key at fault.
+fn deserialize_checked(value: Value) -> Result<RawConfig, String> {
+    // Check the shape by hand first so the messages name the key in the
+    // file's own terms rather than serde's.
+    let ft = value.get("forwarding_table");
+    match ft {
+        None => return Err("missing \"forwarding_table\" (with \"src\" and \"dst\")".into()),
+        Some(Value::Object(o)) => {
+            for key in KNOWN_FT {
+                match o.get(*key) {
+                    None => return Err(format!("missing \"forwarding_table.{key}\"")),
+                    Some(Value::String(_)) => {}
+                    Some(_) => return Err(format!("\"forwarding_table.{key}\" must be a string")),
+                }
+            }
+        }
+        Some(_) => return Err("\"forwarding_table\" must be an object".into()),
+    }
+    match value.get("reload_command") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err("\"reload_command\" must be a string".into()),
+    }
+    match value.get("listen") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err("\"listen\" must be a string such as \"127.0.0.1:19520\"".into()),
+    }
+    match value.get("reload_hold_ms") {
+        None | Some(Value::Null) => {}
+        Some(v) if v.as_u64().is_some() => {}
+        Some(_) => {
+            return Err("\"reload_hold_ms\" must be a whole number of milliseconds".into());
+        }
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL: &str = r#"{
+      "forwarding_table": {
+        "src": "/etc/glb/forwarding_table.src.json",
+        "dst": "/etc/glb/forwarding_table.checked.json"
+      },
+      "reload_command": "glb-director-cli build-config /etc/glb/forwarding_table.checked.json /etc/glb/forwarding_table.checked.bin && systemctl reload glb-director"
+    }"#;
+
+    #[test]
+    fn reads_the_original_file() {
+        let c = Config::parse("hc.conf", ORIGINAL).unwrap();
+        assert_eq!(c.src, PathBuf::from("/etc/glb/forwarding_table.src.json"));
+        assert_eq!(
+            c.dst,
+            PathBuf::from("/etc/glb/forwarding_table.checked.json")
+        );
+        assert!(c.reload_command.unwrap().starts_with("glb-director-cli"));
+        assert_eq!(c.reload_hold, Duration::from_secs(10));
+        assert_eq!(c.listen, "127.0.0.1:19520".parse().unwrap());
+        assert!(c.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn optional_keys_and_unknown_keys() {
+        let text = r#"{"forwarding_table": {"src": "a", "dst": "b", "x": 1},
+                       "listen": "127.0.0.9:1234", "reload_hold_ms": 0, "colour": "red"}"#;
+        let c = Config::parse("hc.conf", text).unwrap();
+        assert_eq!(c.reload_command, None);
+        assert_eq!(c.reload_hold, Duration::ZERO);
+        assert_eq!(c.listen, "127.0.0.9:1234".parse().unwrap());
+        assert_eq!(c.unknown_keys, vec!["colour", "forwarding_table.x"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let cases = [
+            ("", "hc.conf: file is empty"),
+            ("{", "hc.conf: not valid JSON"),
+            ("[]", "must be a JSON object"),
+            ("{}", "missing \"forwarding_table\""),
+            (
+                r#"{"forwarding_table": {"src": "a"}}"#,
+                "missing \"forwarding_table.dst\"",
+            ),
+            (
+                r#"{"forwarding_table": {"src": 1, "dst": "b"}}"#,
+                "\"forwarding_table.src\" must be a string",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "a"}}"#,
+                "are the same file",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "b"}, "reload_command": 5}"#,
+                "\"reload_command\" must be a string",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "b"}, "listen": "0.0.0.0:19520"}"#,
+                "not a loopback address",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "b"}, "listen": "localhost"}"#,
+                "\"listen\"",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "b"}, "reload_hold_ms": -1}"#,
+                "\"reload_hold_ms\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Config::parse("hc.conf", text).unwrap_err().to_string();
+            assert!(e.starts_with("hc.conf: "), "{e}");
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        }
+    }
+}

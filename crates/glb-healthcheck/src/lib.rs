@@ -1,0 +1,30 @@
+//! `glb-healthcheck`: the director's view of which proxies are alive.
+//!
+//! The daemon reads the source forwarding table, probes every backend each
+//! round (HTTP, TCP, or an ICMP echo through the GUE / GRE-in-UDP tunnel),
+//! dampens flapping, and writes the checked table with `healthy` filled in,
+//! then runs the operator's reload command so the director picks it up.
+//!
+//! * [`config`] — `healthcheck.conf`.
+//! * [`source`] — the source table, its targets, and the checked rendering.
+//! * [`target`] — what gets probed.
+//! * [`checks`] — the HTTP and TCP probes and the per-check timeout.
+//! * [`tunnel`] / [`probe`] — the gue/fou probes and their replies.
+//! * [`dampen`] — flap dampening.
+//! * [`daemon`] — the round loop, file writing, reloads and signals.
+//! * [`api`] / [`status`] / [`counters`] — `/health` and `/debug/vars`.
+//! * [`atomic_file`] / [`reload_command`] — telling the director.
+
+pub mod api;
+pub mod atomic_file;
+pub mod checks;
+pub mod config;
+pub mod counters;
+pub mod daemon;
+pub mod dampen;
+pub mod probe;
+pub mod reload_command;
+pub mod source;
+pub mod status;
+pub mod target;
+pub mod tunnel;
