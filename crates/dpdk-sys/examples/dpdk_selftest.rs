@@ -5,6 +5,7 @@
 //! dpdk_selftest [EAL args] -- pcap --pcap-port P --null-port N --expect COUNT
 //!                              --prefix HEX --generate COUNT
 //! dpdk_selftest [EAL args] -- probe --port NAME [--port NAME ...]
+//! dpdk_selftest [EAL args] -- kernel-loop --a NAME --b NAME --count COUNT [--one-way]
 //! ```
 //!
 //! `pcap`: a worker lcore receives COUNT frames on P, prepends the prefix
@@ -14,6 +15,12 @@
 //! sends a burst to N. It prints `key=value` lines the test checks.
 //!
 //! `probe`: configures, starts, stops and closes each named port.
+//!
+//! `kernel-loop`: for ports A and B attached to the same Linux interface
+//! (net_tap creates it, net_af_packet binds to it), sends COUNT marked
+//! frames out of A and expects them on B, then (without `--one-way`) the
+//! other way round. The frames cross the kernel both times; anything else
+//! Linux emits on the interface is ignored.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::process::ExitCode;
@@ -80,7 +87,8 @@ fn run() -> Result<(), String> {
     let result = match rest.first().map(String::as_str) {
         Some("pcap") => pcap_mode(&rest[1..]),
         Some("probe") => probe_mode(&rest[1..]),
-        _ => Err("usage: dpdk_selftest [EAL args] -- pcap|probe ...".to_owned()),
+        Some("kernel-loop") => kernel_loop_mode(&rest[1..]),
+        _ => Err("usage: dpdk_selftest [EAL args] -- pcap|probe|kernel-loop ...".to_owned()),
     };
     // SAFETY: all lcores are idle (joined in the modes) and no DPDK object is used after this.
     let rc = unsafe { sys::rte_eal_cleanup() };
@@ -515,6 +523,113 @@ fn probe_mode(args: &[String]) -> Result<(), String> {
         port_close(port)?;
         println!("probed={name} link_up={}", link.link_status());
     }
+    println!("pool_in_use={}", in_use(pool));
+    // SAFETY: every port using the pool is closed.
+    unsafe { sys::rte_mempool_free(pool) };
+    Ok(())
+}
+
+/// Ethertype reserved for local experiments (IEEE 802 "local experimental 1").
+const LOOP_ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+const LOOP_MAGIC: &[u8] = b"dpdk-sys kernel loop";
+
+fn loop_frame(seq: u8) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f.extend_from_slice(&LOOP_ETHERTYPE);
+    f.extend_from_slice(LOOP_MAGIC);
+    f.push(seq);
+    f.resize(60, 0);
+    f
+}
+
+fn mbuf_bytes(m: *mut sys::rte_mbuf) -> Vec<u8> {
+    // SAFETY: m is ours; mtod points at data_len readable bytes of the first segment.
+    unsafe {
+        let len = sys::glb_rte_pktmbuf_data_len(m).into();
+        std::slice::from_raw_parts(sys::glb_rte_pktmbuf_mtod(m).cast::<u8>(), len).to_vec()
+    }
+}
+
+/// Sends `count` loop frames out of `from` and returns how many distinct
+/// ones arrived on `to` before the deadline.
+fn kernel_hop(
+    pool: *mut sys::rte_mempool,
+    from: u16,
+    to: u16,
+    count: usize,
+    tag: u8,
+) -> Result<usize, String> {
+    let mut out = vec![ptr::null_mut::<sys::rte_mbuf>(); count];
+    for (i, slot) in out.iter_mut().enumerate() {
+        // SAFETY: pool is live.
+        let m = unsafe { sys::glb_rte_pktmbuf_alloc(pool) };
+        if m.is_null() {
+            return Err(rte_error("rte_pktmbuf_alloc"));
+        }
+        let frame = loop_frame(tag + i as u8);
+        // SAFETY: m is ours; append returns null or frame.len() writable bytes.
+        unsafe {
+            let d = sys::glb_rte_pktmbuf_append(m, frame.len() as u16);
+            if d.is_null() {
+                return Err("rte_pktmbuf_append: no tailroom".into());
+            }
+            ptr::copy_nonoverlapping(frame.as_ptr(), d.cast(), frame.len());
+        }
+        *slot = m;
+    }
+    let sent = tx_all(from, &mut out);
+    if sent != count {
+        return Err(format!("port {from} took {sent} of {count} frames"));
+    }
+    let mut seen = vec![false; count];
+    let mut pkts = [ptr::null_mut::<sys::rte_mbuf>(); BURST];
+    let end = deadline();
+    while seen.iter().any(|s| !s) && now() < end {
+        // SAFETY: queue 0 of a started port, polled by this lcore only.
+        let n =
+            unsafe { sys::glb_rte_eth_rx_burst(to, 0, pkts.as_mut_ptr(), BURST as u16) } as usize;
+        if n == 0 {
+            // SAFETY: sleeping 1 ms has no preconditions.
+            unsafe { sys::glb_rte_delay_ms(1) };
+        }
+        for &m in &pkts[..n] {
+            let bytes = mbuf_bytes(m);
+            // SAFETY: m is ours and no longer used.
+            unsafe { sys::glb_rte_pktmbuf_free(m) };
+            if let Some(i) = (0..count).find(|&i| bytes == loop_frame(tag + i as u8)) {
+                seen[i] = true;
+            }
+        }
+    }
+    Ok(seen.iter().filter(|s| **s).count())
+}
+
+fn kernel_loop_mode(args: &[String]) -> Result<(), String> {
+    let a = port_by_name(flag(args, "--a")?)?;
+    let b = port_by_name(flag(args, "--b")?)?;
+    let count = number(args, "--count")?;
+    let pool = create_pool()?;
+    port_start(a, pool)?;
+    port_start(b, pool)?;
+    let a_to_b = kernel_hop(pool, a, b, count, 0)?;
+    let b_to_a = if args.iter().any(|a| a == "--one-way") {
+        0
+    } else {
+        kernel_hop(pool, b, a, count, 100)?
+    };
+    println!("a_to_b={a_to_b} b_to_a={b_to_a}");
+    for port in [a, b] {
+        let mut st = sys::rte_eth_stats::default();
+        // SAFETY: valid port and out pointer.
+        unsafe { sys::rte_eth_stats_get(port, &mut st) };
+        println!(
+            "port={port} ipackets={} opackets={} oerrors={} imissed={}",
+            st.ipackets, st.opackets, st.oerrors, st.imissed
+        );
+    }
+    port_close(a)?;
+    port_close(b)?;
     println!("pool_in_use={}", in_use(pool));
     // SAFETY: every port using the pool is closed.
     unsafe { sys::rte_mempool_free(pool) };
