@@ -395,8 +395,8 @@ impl fmt::Display for Location {
 pub struct ModelError {
     /// The file name (or other label) the caller gave for the text.
     pub source_name: String,
-    /// Which table, entry and field.
-    pub location: Location,
+    /// Which table, entry and field (boxed to keep `Result`s small).
+    pub location: Box<Location>,
     /// What is wrong.
     pub message: String,
 }
@@ -427,7 +427,7 @@ impl ForwardingTables {
     pub fn from_json(source_name: &str, text: &str) -> Result<Self, ModelError> {
         let err = |location: Location, message: String| ModelError {
             source_name: source_name.to_owned(),
-            location,
+            location: Box::new(location),
             message,
         };
         let trimmed = text.trim_start();

@@ -118,7 +118,7 @@ fn compute_row(
     let mut best = (u64::MAX, usize::MAX);
     let mut second = (u64::MAX, usize::MAX);
     for c in candidates {
-        let mut h = base.clone();
+        let mut h = base;
         h.write(&c.key[..c.len]);
         let s = (h.finish().swap_bytes(), c.index);
         if s < best {
