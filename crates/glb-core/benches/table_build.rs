@@ -19,7 +19,11 @@ fn table_256() -> Table {
     let backends = (0..256u32)
         .map(|i| Backend {
             addr: IpAddr::V4(Ipv4Addr::from(0x0a64_0000 + i)),
-            state: if i % 50 == 7 { BackendState::Draining } else { BackendState::Active },
+            state: if i % 50 == 7 {
+                BackendState::Draining
+            } else {
+                BackendState::Active
+            },
             healthy: Some(i % 31 != 3),
             healthchecks: Default::default(),
         })
@@ -58,7 +62,11 @@ fn main() {
         .iter()
         .map(|b| RefBackend {
             addr: b.addr,
-            state: if b.state == BackendState::Draining { "draining" } else { "active" },
+            state: if b.state == BackendState::Draining {
+                "draining"
+            } else {
+                "active"
+            },
             healthy: b.is_healthy(),
         })
         .collect();
@@ -74,8 +82,14 @@ fn main() {
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("table generation, 256 backends, 65536 rows ({threads} threads available)");
-    println!("  generator (best of 7):            {:>9.3} ms", fast.as_secs_f64() * 1e3);
-    println!("  full-sort reference (best of 2):  {:>9.3} ms", slow.as_secs_f64() * 1e3);
+    println!(
+        "  generator (best of 7):            {:>9.3} ms",
+        fast.as_secs_f64() * 1e3
+    );
+    println!(
+        "  full-sort reference (best of 2):  {:>9.3} ms",
+        slow.as_secs_f64() * 1e3
+    );
     println!(
         "generator_ms={:.3} reference_ms={:.3} speedup={:.1}",
         fast.as_secs_f64() * 1e3,
