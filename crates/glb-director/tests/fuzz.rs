@@ -1,0 +1,278 @@
+//! Fuzz-style properties of the packet path: random and mutated frames
+//! never panic, and a forwarded frame is exactly the outer headers plus
+//! the untouched inner packet — never longer than the input plus headers.
+
+mod common;
+
+use common::*;
+use glb_core::classify::{Classifier, LinearClassifier};
+use glb_core::encap::{EncapParams, MAX_EXTRA_HEADROOM, header_len};
+use glb_core::flow::HashFields;
+use glb_core::forward::{Forwarder, RouteOptions};
+use glb_core::model::{Bind, Proto};
+use glb_core::packet::{Lookup, inspect};
+use glb_core::table::TableFile;
+use glb_core::wire::ethernet::Address;
+use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_one};
+use proptest::prelude::*;
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f";
+
+/// Binds that catch nearly everything, so mutated frames get far into
+/// the path; alternate fields so routes have four hops.
+fn catch_all() -> Forwarder {
+    let json = tables_json(&[
+        (
+            KEY,
+            r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80},
+               {"ip": "0.0.0.0/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+            &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+        ),
+        (
+            KEY,
+            r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+               {"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+               {"ip": "::/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+            &["192.0.2.4", "192.0.2.5"],
+        ),
+    ]);
+    let bin = compile(&json);
+    Forwarder::new(
+        &TableFile::parse(&bin).unwrap(),
+        RouteOptions {
+            alt_hash_fields: Some(HashFields::parse_list("src_addr,src_port").unwrap()),
+            ..RouteOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn params() -> EncapParams {
+    EncapParams {
+        dst_mac: Address(GW_MAC),
+        src_mac: Address::ZERO,
+        src_ip: v4("203.0.113.254"),
+        udp_checksum: true,
+    }
+}
+
+/// Runs one frame through the path and checks the output's shape.
+fn check(fwd: &Forwarder, input: &[u8]) {
+    let mut f = OwnedFrame::new(input, HEADROOM);
+    let v = process_one(fwd, &params(), &mut f);
+    if let Verdict::Forward(r) = v {
+        let out = f.frame();
+        let hdr = header_len(r.hop_count);
+        assert!(
+            out.len() <= input.len() + MAX_EXTRA_HEADROOM,
+            "output longer than input + headers"
+        );
+        assert_eq!(out.len(), hdr + r.ip_len);
+        assert_eq!(
+            &out[hdr..],
+            &input[14..14 + r.ip_len],
+            "inner packet changed"
+        );
+        assert_eq!(&out[..6], &GW_MAC);
+        // The outer IPv4 header checksum is valid.
+        assert_eq!(csum(&out[14..34]), 0);
+    }
+}
+
+fn templates() -> Vec<Vec<u8>> {
+    let mut ext = vec![6u8, 0, 0, 0, 0, 0, 0, 0];
+    ext.extend_from_slice(&tcp(1000, 80, &[]));
+    vec![
+        tcp4("1.2.3.4", 1000, "10.1.1.1", 80),
+        udp4("1.2.3.4", 1000, "10.1.1.1", 53),
+        tcp6("2001:db8::1", 1000, "fd00::1", 443),
+        frag_needed4("172.16.0.1", "10.1.1.7", 80, "1.2.3.4", 5555),
+        too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022),
+        echo4("1.2.3.4", "10.1.1.1", 0xbeef),
+        echo6("2001:db8::1", "fd00::1", 0x12345),
+        eth(0x86dd, &ipv6(v6("2001:db8::1"), v6("fd00::1"), 0, 0, &ext)),
+    ]
+}
+
+#[test]
+fn every_truncation_of_every_template() {
+    let fwd = catch_all();
+    for t in templates() {
+        for n in 0..=t.len() {
+            check(&fwd, &t[..n]);
+        }
+    }
+}
+
+#[test]
+fn icmp_errors_quoting_truncated_packets() {
+    let fwd = catch_all();
+    for t in [
+        frag_needed4("172.16.0.1", "10.1.1.7", 80, "1.2.3.4", 5555),
+        too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022),
+    ] {
+        let v6 = t[12] == 0x86;
+        for keep in 14..t.len() {
+            // Shorten the quote but keep the outer length fields honest.
+            let mut b = t[..keep].to_vec();
+            if v6 && keep >= 54 {
+                b[18..20].copy_from_slice(&((keep - 54) as u16).to_be_bytes());
+            } else if !v6 && keep >= 34 {
+                b[16..18].copy_from_slice(&((keep - 14) as u16).to_be_bytes());
+            }
+            check(&fwd, &b);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+        check(&catch_all_cached(), &bytes);
+    }
+
+    #[test]
+    fn random_ethertypes_and_ip_versions(
+        t in 0usize..8, ethertype in any::<u16>(), ver_ihl in any::<u8>()
+    ) {
+        let mut b = templates()[t].clone();
+        b[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        check(&catch_all_cached(), &b);
+        let mut b = templates()[t].clone();
+        b[14] = ver_ihl;
+        check(&catch_all_cached(), &b);
+    }
+
+    #[test]
+    fn bad_lengths(t in 0usize..8, total in any::<u16>(), extra in 0usize..40) {
+        let mut b = templates()[t].clone();
+        // IPv4 total length or IPv6 payload length, beyond or short of the buffer.
+        let at = if b[12] == 0x86 { 18 } else { 16 };
+        b[at..at + 2].copy_from_slice(&total.to_be_bytes());
+        b.extend(std::iter::repeat_n(0xa5, extra));
+        check(&catch_all_cached(), &b);
+    }
+
+    #[test]
+    fn mutated_templates(
+        t in 0usize..8,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        cut in any::<usize>(),
+    ) {
+        let mut b = templates()[t].clone();
+        for (at, v) in edits {
+            let i = at % b.len();
+            b[i] = v;
+        }
+        let n = cut % (b.len() + 1);
+        check(&catch_all_cached(), &b[..n]);
+    }
+}
+
+fn catch_all_cached() -> &'static Forwarder {
+    use std::sync::OnceLock;
+    static F: OnceLock<Forwarder> = OnceLock::new();
+    F.get_or_init(catch_all)
+}
+
+// ---- indexed classifier == literal first-match scan ----------------------
+
+fn arb_bind() -> impl Strategy<Value = Bind> {
+    // A small address pool so binds overlap and shadow each other.
+    let v4 = (
+        0u8..4,
+        0u8..4,
+        prop_oneof![Just(32u8), Just(24), Just(16), Just(30), Just(0)],
+    )
+        .prop_map(|(a, b, len)| (std::net::IpAddr::from([10, 0, a, b]), len));
+    let v6 = (
+        0u16..3,
+        0u16..3,
+        prop_oneof![Just(128u8), Just(64), Just(112), Just(0)],
+    )
+        .prop_map(|(a, b, len)| (std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, a, b]), len));
+    (prop_oneof![v4, v6], any::<bool>(), 0u16..6, 0u16..4).prop_map(
+        |((addr, prefix_len), tcp, start, span)| Bind {
+            addr,
+            prefix_len,
+            proto: if tcp { Proto::Tcp } else { Proto::Udp },
+            port_start: start,
+            port_end: start + span,
+        },
+    )
+}
+
+fn arb_addr() -> impl Strategy<Value = std::net::IpAddr> {
+    prop_oneof![
+        (0u8..5, 0u8..5).prop_map(|(a, b)| std::net::IpAddr::from([10, 0, a, b])),
+        (0u16..4, 0u16..4).prop_map(|(a, b)| std::net::IpAddr::from([0xfd00, 0, 0, 0, 0, 0, a, b])),
+    ]
+}
+
+fn arb_lookup() -> impl Strategy<Value = Lookup> {
+    prop_oneof![
+        (prop_oneof![Just(6u8), Just(17)], arb_addr(), 0u16..10).prop_map(
+            |(proto, dst, dst_port)| Lookup::Transport {
+                proto,
+                dst,
+                dst_port
+            }
+        ),
+        (arb_addr(), arb_addr(), 0u16..10).prop_map(|(outer_dst, quoted_src, quoted_src_port)| {
+            Lookup::IcmpError {
+                outer_dst,
+                quoted_src,
+                quoted_src_port,
+            }
+        }),
+        arb_addr().prop_map(|dst| Lookup::Echo { dst }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn classifier_equals_first_match_scan(
+        tables in proptest::collection::vec(proptest::collection::vec(arb_bind(), 0..8), 1..5),
+        lookups in proptest::collection::vec(arb_lookup(), 1..40),
+        echo in any::<bool>(),
+    ) {
+        let fast = Classifier::new(tables.iter(), echo);
+        let slow = LinearClassifier::new(tables.iter(), echo);
+        for l in &lookups {
+            prop_assert_eq!(fast.classify(l), slow.classify(l), "{:?}", l);
+        }
+    }
+}
+
+/// Inspection agrees with hand-built frames on what to classify on.
+#[test]
+fn inspection_of_templates() {
+    let t = templates();
+    assert_eq!(
+        inspect(&t[0]).lookup,
+        Lookup::Transport {
+            proto: 6,
+            dst: ip("10.1.1.1"),
+            dst_port: 80
+        }
+    );
+    assert_eq!(
+        inspect(&t[3]).lookup,
+        Lookup::IcmpError {
+            outer_dst: ip("10.1.1.7"),
+            quoted_src: ip("10.1.1.7"),
+            quoted_src_port: 80
+        }
+    );
+    assert_eq!(
+        inspect(&t[5]).lookup,
+        Lookup::Echo {
+            dst: ip("10.1.1.1")
+        }
+    );
+    assert_eq!(inspect(&t[7]).lookup, Lookup::None);
+}
