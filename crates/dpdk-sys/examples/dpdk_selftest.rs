@@ -6,6 +6,7 @@
 //!                              --prefix HEX --generate COUNT
 //! dpdk_selftest [EAL args] -- probe --port NAME [--port NAME ...]
 //! dpdk_selftest [EAL args] -- kernel-loop --a NAME --b NAME --count COUNT [--one-way]
+//! dpdk_selftest [EAL args] -- tap-arp --port NAME --iface IFACE
 //! ```
 //!
 //! `pcap`: a worker lcore receives COUNT frames on P, prepends the prefix
@@ -21,6 +22,11 @@
 //! frames out of A and expects them on B, then (without `--one-way`) the
 //! other way round. The frames cross the kernel both times; anything else
 //! Linux emits on the interface is ignored.
+//!
+//! `tap-arp`: gives the net_tap interface IFACE the address 192.0.2.1/24
+//! (run it in a private network namespace), makes Linux send UDP to
+//! 192.0.2.2 and expects Linux's ARP request for 192.0.2.2 at the port's rx:
+//! the Linux-to-DPDK direction of an exception path.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::process::ExitCode;
@@ -88,7 +94,10 @@ fn run() -> Result<(), String> {
         Some("pcap") => pcap_mode(&rest[1..]),
         Some("probe") => probe_mode(&rest[1..]),
         Some("kernel-loop") => kernel_loop_mode(&rest[1..]),
-        _ => Err("usage: dpdk_selftest [EAL args] -- pcap|probe|kernel-loop ...".to_owned()),
+        Some("tap-arp") => tap_arp_mode(&rest[1..]),
+        _ => {
+            Err("usage: dpdk_selftest [EAL args] -- pcap|probe|kernel-loop|tap-arp ...".to_owned())
+        }
     };
     // SAFETY: all lcores are idle (joined in the modes) and no DPDK object is used after this.
     let rc = unsafe { sys::rte_eal_cleanup() };
@@ -632,6 +641,60 @@ fn kernel_loop_mode(args: &[String]) -> Result<(), String> {
     port_close(b)?;
     println!("pool_in_use={}", in_use(pool));
     // SAFETY: every port using the pool is closed.
+    unsafe { sys::rte_mempool_free(pool) };
+    Ok(())
+}
+
+/// True for an Ethernet ARP request from 192.0.2.1 asking for 192.0.2.2.
+fn is_arp_request_for_test_peer(f: &[u8]) -> bool {
+    f.len() >= 42
+        && f[12..14] == [0x08, 0x06]
+        && f[20..22] == [0, 1]
+        && f[28..32] == [192, 0, 2, 1]
+        && f[38..42] == [192, 0, 2, 2]
+}
+
+fn tap_arp_mode(args: &[String]) -> Result<(), String> {
+    let port = port_by_name(flag(args, "--port")?)?;
+    let iface = flag(args, "--iface")?;
+    let pool = create_pool()?;
+    port_start(port, pool)?;
+    let status = std::process::Command::new("ip")
+        .args(["addr", "add", "192.0.2.1/24", "dev", iface])
+        .status()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    if !status.success() {
+        return Err(format!("ip addr add on {iface} failed: {status}"));
+    }
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    let mut seen = false;
+    let mut pkts = [ptr::null_mut::<sys::rte_mbuf>(); BURST];
+    let end = deadline();
+    let mut next_send = 0;
+    while !seen && now() < end {
+        if now() >= next_send {
+            // Unanswered, so Linux keeps asking who has 192.0.2.2.
+            let _ = sock.send_to(b"dpdk-sys", "192.0.2.2:9");
+            // SAFETY: timer read after EAL init.
+            next_send = now() + unsafe { sys::glb_rte_get_timer_hz() } / 5;
+        }
+        // SAFETY: queue 0 of a started port, polled by this lcore only.
+        let n =
+            unsafe { sys::glb_rte_eth_rx_burst(port, 0, pkts.as_mut_ptr(), BURST as u16) } as usize;
+        if n == 0 {
+            // SAFETY: sleeping 1 ms has no preconditions.
+            unsafe { sys::glb_rte_delay_ms(1) };
+        }
+        for &m in &pkts[..n] {
+            seen |= is_arp_request_for_test_peer(&mbuf_bytes(m));
+            // SAFETY: m is ours and no longer used.
+            unsafe { sys::glb_rte_pktmbuf_free(m) };
+        }
+    }
+    println!("arp_seen={}", u8::from(seen));
+    port_close(port)?;
+    println!("pool_in_use={}", in_use(pool));
+    // SAFETY: the only port using the pool is closed.
     unsafe { sys::rte_mempool_free(pool) };
     Ok(())
 }

@@ -351,3 +351,14 @@ fn tap_frames_reach_linux() {
     assert_eq!(run.value("a_to_b"), "8");
     assert_eq!(run.value("pool_in_use"), "0");
 }
+
+/// Linux to DPDK through net_tap: with an address on the tap interface,
+/// Linux's ARP request for a neighbour arrives at the tap port's rx.
+#[test]
+fn linux_frames_reach_tap_port() {
+    let mut args = eal_one_lcore(&["net_tap0,iface=dsystap1"]);
+    args.extend(["tap-arp", "--port", "net_tap0", "--iface", "dsystap1"].map(String::from));
+    let run = in_netns("true", &args);
+    assert_eq!(run.value("arp_seen"), "1");
+    assert_eq!(run.value("pool_in_use"), "0");
+}
