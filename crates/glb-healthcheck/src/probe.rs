@@ -1,4 +1,6 @@
-//! The bytes of a tunnel probe and the parsing of its reply.
+//! The bytes of a tunnel probe and the parsing of its reply, built with
+//! glb-core's packet views so the checker speaks exactly the GUE the
+//! director and the proxies speak.
 //!
 //! A probe is the UDP payload sent to the proxy's GUE (or FOU) port:
 //!
@@ -11,21 +13,21 @@
 
 use std::net::Ipv4Addr;
 
+use glb_core::wire::{checksum, gue, icmp, ip_proto, ipv4};
+
 /// Which encapsulation the proxy expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {
-    /// GUE with GLB private data (the `gue` check).
+    /// GUE with GLB private data and no hops (the `gue` check).
     Gue,
     /// GRE with a zero key inside UDP (the `fou` check).
     GreInUdp,
 }
 
-const ENCAP_LEN: usize = 8;
-const IPV4_LEN: usize = 20;
-const ICMP_LEN: usize = 8;
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_ECHO_REPLY: u8 = 0;
-const IP_PROTO_ICMP: u8 = 1;
+/// GRE header: flags with only K (key present) set, version 0, protocol
+/// 0x0800 (IPv4), key 0. Proxies set up for the original's FOU checks
+/// expect exactly this.
+const GRE_WITH_ZERO_KEY: [u8; 8] = [0x20, 0x00, 0x08, 0x00, 0, 0, 0, 0];
 
 /// The UDP payload of one probe.
 pub fn echo_request(
@@ -36,63 +38,114 @@ pub fn echo_request(
     seq: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let ip_len = IPV4_LEN + ICMP_LEN + payload.len();
-    let mut out = Vec::with_capacity(ENCAP_LEN + ip_len);
+    let encap_len = match encap {
+        Encap::Gue => gue::header_len(0),
+        Encap::GreInUdp => GRE_WITH_ZERO_KEY.len(),
+    };
+    let icmp_len = icmp::HEADER_LEN + payload.len();
+    let mut out = vec![0u8; encap_len + ipv4::HEADER_LEN + icmp_len];
+    let (head, inner) = out.split_at_mut(encap_len);
     match encap {
-        // hlen 1 (one 4-byte word of private data), inner protocol 4 (IPv4),
-        // flags 0; private data: type 0, next hop 0, hop count 0.
-        Encap::Gue => out.extend_from_slice(&[0x01, 0x04, 0, 0, 0, 0, 0, 0]),
-        // Key present, protocol IPv4, key 0.
-        Encap::GreInUdp => out.extend_from_slice(&[0x20, 0x00, 0x08, 0x00, 0, 0, 0, 0]),
+        Encap::Gue => {
+            let repr = gue::Repr {
+                protocol: ip_proto::IPV4,
+                next_hop: 0,
+                hops: &[],
+            };
+            repr.emit(&mut gue::Packet::new_unchecked(head))
+                .expect("the buffer was sized for a header without hops");
+        }
+        Encap::GreInUdp => head.copy_from_slice(&GRE_WITH_ZERO_KEY),
     }
-    let ip_start = out.len();
-    out.extend_from_slice(&[0x45, 0]);
-    out.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0x40, 0, 64, IP_PROTO_ICMP, 0, 0]);
-    out.extend_from_slice(&src.octets());
-    out.extend_from_slice(&dst.octets());
-    let sum = checksum(&out[ip_start..]);
-    out[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
-    let icmp_start = out.len();
-    out.extend_from_slice(&[ICMP_ECHO_REQUEST, 0, 0, 0]);
-    out.extend_from_slice(&ident.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(payload);
-    let sum = checksum(&out[icmp_start..]);
-    out[icmp_start + 2..icmp_start + 4].copy_from_slice(&sum.to_be_bytes());
+    let ip = ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: ip_proto::ICMP,
+        payload_len: icmp_len as u16,
+        ttl: 64,
+        ident: 0,
+        dont_frag: true,
+    };
+    ip.emit(&mut ipv4::Packet::new_unchecked(&mut *inner));
+    let msg = &mut inner[ipv4::HEADER_LEN..];
+    msg[0] = icmp::V4_ECHO_REQUEST;
+    msg[1] = 0;
+    msg[4..6].copy_from_slice(&ident.to_be_bytes());
+    msg[6..8].copy_from_slice(&seq.to_be_bytes());
+    msg[icmp::HEADER_LEN..].copy_from_slice(payload);
+    let sum = checksum::checksum(msg);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
     out
 }
 
 /// The payload of an ICMP echo reply, given a whole IPv4 packet as a raw
 /// socket returns it; `None` for anything else.
 pub fn echo_reply_payload(packet: &[u8]) -> Option<&[u8]> {
-    let first = *packet.first()?;
-    if first >> 4 != 4 {
+    let ip = ipv4::Packet::new_checked(packet).ok()?;
+    if ip.protocol() != ip_proto::ICMP {
         return None;
     }
-    let ihl = usize::from(first & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-    if ihl < IPV4_LEN || total < ihl || *packet.get(9)? != IP_PROTO_ICMP {
+    let msg = icmp::Packet::new_checked(ip.payload()).ok()?;
+    if msg.msg_type() != icmp::V4_ECHO_REPLY || msg.msg_code() != 0 {
         return None;
     }
-    let icmp = packet.get(ihl..total.min(packet.len()))?;
-    if icmp.len() < ICMP_LEN || icmp[0] != ICMP_ECHO_REPLY || icmp[1] != 0 {
-        return None;
-    }
-    Some(&icmp[ICMP_LEN..])
+    let data = msg.data();
+    // Same bytes as `data`, but borrowed from `packet` rather than the view.
+    let start = ip.header_len() + icmp::HEADER_LEN;
+    packet.get(start..start + data.len())
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+
+    /// Written out byte by byte from SPEC §8/§10 and RFC 792, checksums
+    /// worked out by hand.
+    #[test]
+    fn gue_probe_bytes() {
+        let p = echo_request(Encap::Gue, SRC, DST, 0x1234, 7, b"abcd");
+        #[rustfmt::skip]
+        let want: Vec<u8> = vec![
+            // GUE: hlen 1, proto 4, flags 0; private type 0, next hop 0, 0 hops
+            0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            // IPv4: 0x45, tos 0, len 32, id 0, DF, ttl 64, proto 1, checksum
+            0x45, 0x00, 0x00, 0x20, 0x00, 0x00, 0x40, 0x00, 0x40, 0x01, 0xb6, 0x78,
+            192, 0, 2, 1, 192, 0, 2, 99,
+            // ICMP echo request, checksum, id 0x1234, seq 7, "abcd"
+            0x08, 0x00, 0x20, 0xfe, 0x12, 0x34, 0x00, 0x07, b'a', b'b', b'c', b'd',
+        ];
+        assert_eq!(p, want);
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+
+    #[test]
+    fn gre_probe_differs_only_in_the_encapsulation() {
+        let gue = echo_request(Encap::Gue, SRC, DST, 1, 2, b"token");
+        let gre = echo_request(Encap::GreInUdp, SRC, DST, 1, 2, b"token");
+        assert_eq!(&gre[..8], &[0x20, 0x00, 0x08, 0x00, 0, 0, 0, 0]);
+        assert_eq!(gre[8..], gue[8..]);
     }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+
+    #[test]
+    fn reply_payload_is_found_and_everything_else_ignored() {
+        // Turn the probe's inner packet into the reply a proxy would send.
+        let probe = echo_request(Encap::Gue, SRC, DST, 9, 9, b"glbhc_token");
+        let mut reply = probe[8..].to_vec();
+        reply[20] = 0; // echo reply
+        assert_eq!(echo_reply_payload(&reply), Some(&b"glbhc_token"[..]));
+
+        let mut request = probe[8..].to_vec();
+        request[20] = 8;
+        assert_eq!(echo_reply_payload(&request), None);
+        assert_eq!(echo_reply_payload(&reply[..25]), None);
+        assert_eq!(echo_reply_payload(&[]), None);
+        let mut udp = reply.clone();
+        udp[9] = 17;
+        assert_eq!(echo_reply_payload(&udp), None);
+        for cut in 0..reply.len() {
+            let _ = echo_reply_payload(&reply[..cut]);
+        }
     }
-    !(sum as u16)
 }
