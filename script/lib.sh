@@ -25,3 +25,22 @@ ensure_rust() {
 
 # Packages every build needs (DPDK bindings are generated with bindgen).
 BUILD_PACKAGES=(build-essential pkg-config libclang-dev libdpdk-dev libpcap-dev)
+
+# What the tests use besides the build: dpdk-testpmd (dpdk-dev), unshare
+# (util-linux), ip (iproute2), tshark for the dissector.
+TEST_PACKAGES=(dpdk dpdk-dev iproute2 util-linux)
+
+# Reserve 2 MiB hugepages for DPDK runs that use them (--in-memory). Runs
+# with --no-huge work without this; the reservation is not persistent.
+ensure_hugepages() {
+    local want=$1
+    local f=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+    [ -w "$f" ] || { echo "warning: cannot reserve hugepages ($f not writable)" >&2; return 0; }
+    if [ "$(cat "$f")" -lt "$want" ]; then
+        echo "$want" > "$f" || true
+    fi
+    if ! mountpoint -q /dev/hugepages 2>/dev/null; then
+        mkdir -p /dev/hugepages
+        mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+    fi
+}
