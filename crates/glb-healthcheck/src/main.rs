@@ -42,7 +42,6 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    tracing::error!("{e:#}");
     eprintln!("glb-healthcheck: error: {e:#}");
     ExitCode::FAILURE
 }

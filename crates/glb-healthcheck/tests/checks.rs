@@ -373,3 +373,44 @@ fn bad_configuration_or_source_fails_at_start_up() {
     let e = start_and_expect_failure(&setup.conf);
     assert!(e.contains("cannot listen on 127.77.4.1:19520"), "{e}");
 }
+
+/// The shipped default configuration and source table are accepted as
+/// they are, and the unit starts the daemon with the flags it takes.
+#[test]
+fn packaged_defaults_are_valid() {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/glb-healthcheck");
+    let conf = glb_healthcheck::config::Config::load(&root.join("healthcheck.conf")).unwrap();
+    assert_eq!(
+        conf.src,
+        std::path::Path::new("/etc/glb/forwarding_table.src.json")
+    );
+    assert_eq!(
+        conf.dst,
+        std::path::Path::new("/etc/glb/forwarding_table.checked.json")
+    );
+    assert!(
+        conf.reload_command
+            .unwrap()
+            .contains("glb-director-cli build-config")
+    );
+    assert!(conf.unknown_keys.is_empty());
+    glb_healthcheck::source::SourceTable::load(&root.join("forwarding_table.src.json")).unwrap();
+
+    let unit = std::fs::read_to_string(root.join("glb-healthcheck.service")).unwrap();
+    assert!(
+        unit.contains("\nExecStart=/usr/sbin/glb-healthcheck --config /etc/glb/healthcheck.conf\n")
+    );
+    assert!(unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+
+    // The daemon really starts from the shipped source table.
+    let setup = Setup::new(
+        "127.77.5.1",
+        &read_json(&root.join("forwarding_table.src.json")).unwrap(),
+        json!({}),
+    );
+    let mut d = setup.spawn();
+    d.wait_ready();
+    d.wait_rounds_past(0);
+    assert_eq!(d.checked().unwrap()["tables"], json!([]));
+}
