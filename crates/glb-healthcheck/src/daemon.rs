@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use glb_core::model::BackendState;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::atomic_file::{remove_stale_temps, write_atomically};
@@ -46,6 +46,25 @@ pub struct Daemon {
     reload_task: Option<JoinHandle<bool>>,
     rounds_started: u64,
     listener: Option<TcpListener>,
+    signals: Option<Signals>,
+}
+
+/// Installed first thing at start-up: until then `SIGHUP` would kill us.
+#[derive(Debug)]
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
 }
 
 struct RoundRun {
@@ -73,6 +92,7 @@ impl Daemon {
     /// status listener and write the checked file once. Any failure here
     /// is fatal.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let signals = Signals::install()?;
         for key in &config.unknown_keys {
             tracing::warn!(key, "unknown key in the configuration file, ignored");
         }
@@ -104,6 +124,7 @@ impl Daemon {
             reload_task: None,
             rounds_started: 0,
             listener: Some(listener),
+            signals: Some(signals),
             config,
         };
         daemon.sync_targets();
@@ -135,9 +156,11 @@ impl Daemon {
 
     /// Runs rounds until `SIGTERM` or `SIGINT`.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = self.signals.take().context("already running")?;
         let listener = self.listener.take().context("already running")?;
         let api = tokio::spawn(crate::api::serve(listener, self.shared.clone()));
 

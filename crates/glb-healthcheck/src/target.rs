@@ -146,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn inactive_and_uncheck_backends_have_no_targets() {
+    fn inactive_and_unchecked_backends_have_no_targets() {
         let checks = BackendChecks {
             http: Some(Port(80)),
             ..BackendChecks::default()
