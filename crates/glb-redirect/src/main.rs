@@ -1,0 +1,250 @@
+//! `glb-redirect [--listen 0.0.0.0:19523] [--tun glbredirect0] ...`
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use glb_redirect::counters::{Shared, Snapshot};
+use glb_redirect::stats::{StatsFile, Statsd};
+use glb_redirect::sys::{self, Signals};
+use glb_redirect::sysctl;
+use glb_redirect::tun::Tun;
+use glb_redirect::worker::{self, LocalAddrs, Settings, Worker};
+use tracing_subscriber::EnvFilter;
+
+/// GLB proxy-side second chance: receives GUE from the directors,
+/// delivers packets this host owns to the local stack through a TUN
+/// device, and forwards the others to the next hop in the GUE header.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address and UDP port to receive GUE on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:19523")]
+    listen: SocketAddrV4,
+
+    /// Name of the TUN device used for local delivery (created at start,
+    /// removed at exit).
+    #[arg(long, value_name = "NAME", default_value = "glbredirect0")]
+    tun: String,
+
+    /// Worker threads; each has its own socket (SO_REUSEPORT) and TUN queue.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+
+    /// Datagrams received, looked up and forwarded per system call.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch: u16,
+
+    /// File the counters are written to (replaced atomically).
+    #[arg(long, value_name = "FILE", default_value = "/run/glb-redirect/stats")]
+    stats_file: PathBuf,
+
+    /// How often the stats file is rewritten, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    stats_interval_ms: u64,
+
+    /// Also send counter increases to this statsd server every 10 s.
+    #[arg(long, value_name = "ADDR:PORT")]
+    statsd: Option<SocketAddr>,
+
+    /// Metric name prefix for statsd.
+    #[arg(long, value_name = "PREFIX", default_value = "glb_redirect")]
+    statsd_prefix: String,
+
+    /// Leave the rp_filter/accept_local sysctls alone (set them yourself;
+    /// see docs/redirect.md).
+    #[arg(long)]
+    no_sysctl: bool,
+
+    /// Send forwarded packets with a zero UDP checksum.
+    #[arg(long)]
+    no_udp_checksum: bool,
+
+    /// An address that counts as this host when checking the next hop,
+    /// besides the interface addresses (repeatable).
+    #[arg(long = "local-ip", value_name = "IP")]
+    local_ips: Vec<Ipv4Addr>,
+}
+
+const STATSD_EVERY: Duration = Duration::from_secs(10);
+const ADDRS_EVERY: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("glb-redirect: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new("warn,glb_redirect=info"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn run(args: Args) -> Result<()> {
+    // Before any thread starts, so every thread inherits the mask and the
+    // signals wait for the main loop.
+    let signals = Signals::block().context("cannot block signals")?;
+    let stats_file = StatsFile::new(&args.stats_file)?;
+    let mut statsd = args
+        .statsd
+        .map(|to| Statsd::new(to, &args.statsd_prefix))
+        .transpose()
+        .context("cannot open the statsd socket")?;
+
+    let workers = usize::from(args.workers);
+    let mut queues = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        queues.push(Tun::open(&args.tun)?);
+    }
+    sys::set_link_up(&args.tun).with_context(|| format!("cannot bring {} up", args.tun))?;
+    if args.no_sysctl {
+        tracing::info!("leaving sysctls alone (--no-sysctl)");
+    } else {
+        for c in sysctl::prepare_local_delivery(&args.tun)? {
+            tracing::info!("set {} = {} (was {})", c.path, c.new, c.old);
+        }
+    }
+
+    let addrs = Arc::new(LocalAddrs::default());
+    addrs.update(sys::local_ipv4_addrs().context("cannot list local addresses")?);
+    let settings = Settings {
+        listen: args.listen,
+        batch: usize::from(args.batch),
+        udp_checksum: !args.no_udp_checksum,
+        extra_local: args.local_ips.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut shared = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (i, tun) in queues.into_iter().enumerate() {
+        let udp = worker::gue_socket(args.listen)?;
+        let counters = Arc::new(Shared::default());
+        shared.push(counters.clone());
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<std::io::Result<()>>(1);
+        let (settings, addrs, worker_stop) = (settings.clone(), addrs.clone(), stop.clone());
+        let h = thread::Builder::new()
+            .name(format!("redirect-{i}"))
+            .spawn(move || {
+                let mut w = match Worker::new(settings, udp, tun, counters, addrs) {
+                    Ok(w) => {
+                        let _ = ready_tx.send(Ok(()));
+                        w
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                w.run(&worker_stop);
+            })
+            .context("cannot start a worker thread")?;
+        handles.push(h);
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop.store(true, Ordering::Relaxed);
+                bail!("worker {i}: {e}");
+            }
+            Err(_) => bail!("worker {i} died while starting"),
+        }
+    }
+
+    let snapshot = || Snapshot::sum(shared.iter().map(|s| &**s));
+    stats_file.write(&snapshot())?;
+    tracing::info!(
+        "listening for GUE on {} with {} worker(s); local delivery via {}; stats in {}",
+        args.listen,
+        workers,
+        args.tun,
+        stats_file.path().display()
+    );
+    sd_notify("READY=1");
+
+    let interval = Duration::from_millis(args.stats_interval_ms);
+    let (mut last_statsd, mut last_addrs) = (Instant::now(), Instant::now());
+    loop {
+        if let Some(sig) = signals.wait(interval) {
+            if sig == libc::SIGHUP {
+                tracing::info!("SIGHUP: nothing to reload");
+            } else {
+                tracing::info!("signal {sig}: stopping");
+                break;
+            }
+        }
+        if handles.iter().any(|h| h.is_finished()) {
+            stop.store(true, Ordering::Relaxed);
+            bail!("a worker thread stopped unexpectedly");
+        }
+        if last_addrs.elapsed() >= ADDRS_EVERY {
+            last_addrs = Instant::now();
+            match sys::local_ipv4_addrs() {
+                Ok(a) => addrs.update(a),
+                Err(e) => tracing::warn!("cannot list local addresses: {e}"),
+            }
+        }
+        let snap = snapshot();
+        if let Err(e) = stats_file.write(&snap) {
+            tracing::warn!("{e}");
+        }
+        if let Some(s) = statsd.as_mut() {
+            if last_statsd.elapsed() >= STATSD_EVERY {
+                last_statsd = Instant::now();
+                s.send(&snap);
+            }
+        }
+    }
+
+    sd_notify("STOPPING=1");
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let snap = snapshot();
+    stats_file.write(&snap)?;
+    if let Some(s) = statsd.as_mut() {
+        s.send(&snap);
+    }
+    Ok(())
+}
+
+/// Tells systemd (Type=notify) about our state; a no-op elsewhere.
+fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(abstract_name) => UnixAddr::from_abstract_name(abstract_name),
+        None => UnixAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &a));
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
+}
