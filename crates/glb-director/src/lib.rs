@@ -5,8 +5,11 @@
 //! * [`path`] — batches of frames in, encapsulated frames and verdicts
 //!   out, with per-core counters.
 //! * [`engine`] — packet sources: [`engine::pcap`] replays a capture file.
+//! * [`dpdk`] — the safe layer over DPDK that the `glb-director` binary
+//!   runs on (all of the crate's `unsafe` is there).
 
 pub mod config;
+pub mod dpdk;
 pub mod engine;
 pub mod path;
 
