@@ -73,9 +73,23 @@ impl Tun {
         (&self.file).read(buf)
     }
 
-    /// The raw descriptor, for polling.
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.file.as_fd()
+    /// Waits up to `timeout_ms` milliseconds for a packet to read.
+    pub fn poll_readable(&self, timeout_ms: i32) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd that lives for the call, for a descriptor we own.
+        let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(r > 0 && pfd.revents & libc::POLLIN != 0)
     }
 }

@@ -1,0 +1,397 @@
+//! End to end in network namespaces this test creates (and removes):
+//!
+//! ```text
+//!   client ──┐                 ┌── proxy1 (glb-redirect, VIP on lo, TCP server)
+//!            ├── router ───────┤
+//!  director ─┘                 └── proxy2 (glb-redirect, VIP on lo, TCP server)
+//! ```
+//!
+//! The router sends the VIP to the director, which encapsulates with
+//! glb-core's director code (table compiled from JSON, rendezvous rows,
+//! GUE encapsulation) and sends GUE to the first hop. Proxies answer the
+//! client directly through the router. Needs root and `ip` (iproute2).
+
+mod support;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use glb_core::forward::Decision;
+use glb_redirect::counters::Counter;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use support::*;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
+const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 2);
+const PROXY1: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 2);
+const PROXY2: Ipv4Addr = Ipv4Addr::new(10, 201, 4, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 201, 100, 10);
+
+struct Topology {
+    cli: Netns,
+    dir: Netns,
+    px1: Netns,
+    px2: Netns,
+    // Dropped last: the router joins everything.
+    _rtr: Netns,
+    tmp: tempfile::TempDir,
+}
+
+fn topology(tag: &str) -> Topology {
+    require_root_and_ip();
+    let p = unique_prefix(tag);
+    let rtr = Netns::new(format!("{p}-rtr"));
+    let cli = Netns::new(format!("{p}-cli"));
+    let dir = Netns::new(format!("{p}-dir"));
+    let px1 = Netns::new(format!("{p}-px1"));
+    let px2 = Netns::new(format!("{p}-px2"));
+    link(
+        &rtr,
+        "to-cli",
+        "10.201.1.1/24",
+        &cli,
+        "eth0",
+        "10.201.1.2/24",
+    );
+    link(
+        &rtr,
+        "to-dir",
+        "10.201.2.1/24",
+        &dir,
+        "eth0",
+        "10.201.2.2/24",
+    );
+    link(
+        &rtr,
+        "to-px1",
+        "10.201.3.1/24",
+        &px1,
+        "eth0",
+        "10.201.3.2/24",
+    );
+    link(
+        &rtr,
+        "to-px2",
+        "10.201.4.1/24",
+        &px2,
+        "eth0",
+        "10.201.4.2/24",
+    );
+    for (ns, gw) in [
+        (&cli, "10.201.1.1"),
+        (&dir, "10.201.2.1"),
+        (&px1, "10.201.3.1"),
+        (&px2, "10.201.4.1"),
+    ] {
+        ns.ip(&["route", "add", "default", "via", gw]);
+    }
+    for px in [&px1, &px2] {
+        px.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+    }
+    rtr.sysctl("net.ipv4.ip_forward", "1");
+    // Replies come from the VIP on the proxies' links while the route to
+    // the VIP points at the director: no reverse-path filtering here.
+    for key in [
+        "net.ipv4.conf.all.rp_filter",
+        "net.ipv4.conf.default.rp_filter",
+    ] {
+        rtr.sysctl(key, "0");
+    }
+    for i in ["to-cli", "to-dir", "to-px1", "to-px2"] {
+        rtr.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
+    }
+    rtr.ip(&["route", "add", &format!("{VIP}/32"), "via", "10.201.2.2"]);
+    Topology {
+        cli,
+        dir,
+        px1,
+        px2,
+        _rtr: rtr,
+        tmp: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// Table A: proxy2 draining, so every flow's hops are [proxy1, proxy2].
+fn table_a() -> glb_core::forward::Forwarder {
+    forwarder(&table_json(VIP, PROXY1, "active", PROXY2, "draining"))
+}
+
+/// Table B: proxy1 draining, so every flow's hops are [proxy2, proxy1].
+fn table_b() -> glb_core::forward::Forwarder {
+    forwarder(&table_json(VIP, PROXY1, "draining", PROXY2, "active"))
+}
+
+/// The hops the director will use for a client flow under `fw`.
+fn hops_for(fw: &glb_core::forward::Forwarder, sport: u16) -> Vec<Ipv4Addr> {
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&0x0800u16.to_be_bytes());
+    frame.extend_from_slice(&ipv4(
+        CLIENT,
+        VIP,
+        6,
+        &tcp(CLIENT, VIP, sport, 80, 1, 0, 0x02),
+    ));
+    match fw.route_frame(&frame) {
+        Decision::Forward(r) => r.hops().to_vec(),
+        other => panic!("director cannot route the client flow: {other:?}"),
+    }
+}
+
+#[test]
+fn second_chance_keeps_connections_alive_across_a_table_change() {
+    let t = topology("e2e");
+    // Sanity of the test's own premise: the tables give the hop orders
+    // the scenarios are about.
+    assert_eq!(hops_for(&table_a(), 40000), [PROXY1, PROXY2]);
+    assert_eq!(hops_for(&table_b(), 40000), [PROXY2, PROXY1]);
+
+    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
+    let _s1 = start_server(&t.px1, "proxy1", VIP, 80);
+    let _s2 = start_server(&t.px2, "proxy2", VIP, 80);
+    let director = Director::start(&t.dir, "gdir0", VIP, DIRECTOR, table_a());
+
+    // 1. Hops [proxy1, proxy2]: the SYN is taken by proxy1, which serves
+    //    the connection and answers the client directly.
+    let mut c1 = connect(&t.cli, VIP, 80);
+    assert_eq!(ask(&mut c1, "one"), "proxy1:one");
+    let s = p1.wait_stats("SYN and established packets on proxy1", |s| {
+        s.get(Counter::AcceptedSyn) >= 1 && s.get(Counter::AcceptedEstablished) >= 1
+    });
+    assert_eq!(s.get(Counter::ForwardedToAlternate), 0);
+    assert_eq!(
+        p2.get(Counter::Total),
+        0,
+        "proxy2 saw traffic under table A"
+    );
+    assert!(director.routed.load(Ordering::Relaxed) >= 3);
+
+    // 2. The director's table changes (proxy1 drains): the same flow now
+    //    arrives at proxy2 first, which forwards it to proxy1; the
+    //    connection carries on without a reset.
+    director.set_table(table_b());
+    assert_eq!(ask(&mut c1, "two"), "proxy1:two");
+    assert_eq!(ask(&mut c1, "three"), "proxy1:three");
+    let s2 = p2.wait_stats("proxy2 forwarding proxy1's connection", |s| {
+        s.get(Counter::ForwardedToAlternate) >= 2
+    });
+    assert_eq!(s2.get(Counter::AcceptedSyn), 0);
+    assert_eq!(s2.get(Counter::AcceptedEstablished), 0);
+    assert_eq!(s2.get(Counter::ForwardErrors), 0);
+
+    //    A new connection from the same client lands on proxy2.
+    let mut c2 = connect(&t.cli, VIP, 80);
+    assert_eq!(ask(&mut c2, "four"), "proxy2:four");
+    p2.wait_stats("proxy2 taking the new SYN", |s| {
+        s.get(Counter::AcceptedSyn) >= 1 && s.get(Counter::AcceptedEstablished) >= 1
+    });
+    //    And the old one still lives on proxy1.
+    assert_eq!(ask(&mut c1, "five"), "proxy1:five");
+    assert_eq!(ask(&mut c2, "six"), "proxy2:six");
+
+    // 3. An ACK for a flow nobody knows: proxy2 forwards it, proxy1 has no
+    //    hop left and takes it as a last resort; its stack answers the
+    //    client with a RST.
+    let last_resort_before = p1.get(Counter::AcceptedLastResort);
+    let raw = t.cli.enter(|| {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s
+    });
+    let (sport, seq, ack) = (41999u16, 0x1000_0000u32, 0x2222_2222u32);
+    let segment = tcp(CLIENT, VIP, sport, 80, seq, ack, 0x10);
+    let to = SockAddr::from(SocketAddrV4::new(VIP, 0));
+    raw.send_to(&segment, &to).unwrap();
+    let start = Instant::now();
+    let rst = loop {
+        assert!(start.elapsed() < PATIENCE, "no RST for the unknown flow");
+        let mut buf = [0u8; 1500];
+        let Ok(n) = (&raw).read(&mut buf) else {
+            // Resend in case the first ACK was lost while links settled.
+            raw.send_to(&segment, &to).unwrap();
+            continue;
+        };
+        let pkt = &buf[..n];
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        let (src, th) = (&pkt[12..16], &pkt[ihl..]);
+        let (sp, dp) = (
+            u16::from_be_bytes([th[0], th[1]]),
+            u16::from_be_bytes([th[2], th[3]]),
+        );
+        if src == VIP.octets() && sp == 80 && dp == sport {
+            break th.to_vec();
+        }
+    };
+    assert_ne!(
+        rst[13] & 0x04,
+        0,
+        "the answer is a RST (flags {:#04x})",
+        rst[13]
+    );
+    // A RST answering a bare ACK carries the ACK's acknowledgment number.
+    assert_eq!(u32::from_be_bytes([rst[4], rst[5], rst[6], rst[7]]), ack);
+    p1.wait_stats("proxy1 last-resort delivery", |s| {
+        s.get(Counter::AcceptedLastResort) > last_resort_before
+    });
+
+    // Replies went straight to the client: none came back through the
+    // director, and proxy1 — the last hop — never forwarded anything.
+    assert_eq!(director.from_vip.load(Ordering::Relaxed), 0);
+    assert_eq!(p1.get(Counter::ForwardedToAlternate), 0);
+    assert_eq!(p1.get(Counter::LocalDeliveryErrors), 0);
+    assert_eq!(p2.get(Counter::LocalDeliveryErrors), 0);
+    p1.assert_running();
+    p2.assert_running();
+}
+
+#[test]
+fn malformed_gue_is_dropped_counted_and_never_forwarded() {
+    let t = topology("bad");
+    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+
+    // Anything proxy1 forwarded would go to the hop listed in the header:
+    // the director's address, where this socket listens.
+    let (tx, sink) = t.dir.enter(|| {
+        let tx = UdpSocket::bind((DIRECTOR, 0)).unwrap();
+        let sink = UdpSocket::bind((DIRECTOR, 19523)).unwrap();
+        sink.set_nonblocking(true).unwrap();
+        (tx, sink)
+    });
+    let hop = [DIRECTOR];
+    let ack = ipv4(CLIENT, VIP, 6, &tcp(CLIENT, VIP, 42000, 80, 1, 1, 0x10));
+    let long_hops = vec![DIRECTOR; 30];
+    let bad: Vec<(&str, Vec<u8>, Counter)> = vec![
+        (
+            "hlen 2 with hop_count 0",
+            gue_raw(2, 4, 0, 0, &hop, &ack),
+            Counter::DroppedBadHopCount,
+        ),
+        (
+            "hlen 1 with hop_count 1",
+            gue_raw(1, 4, 0, 1, &[], &ack),
+            Counter::DroppedBadHopCount,
+        ),
+        (
+            "hop_count 255 (hlen 1)",
+            gue_raw(1, 4, 0, 255, &[], &ack),
+            Counter::DroppedBadHopCount,
+        ),
+        (
+            "hop_count 255 (hlen 31)",
+            gue_raw(31, 4, 0, 255, &long_hops, &ack),
+            Counter::DroppedBadHopCount,
+        ),
+        (
+            "protocol 17",
+            gue(17, 0, &hop, &ack),
+            Counter::DroppedUnknownProtocol,
+        ),
+        (
+            "protocol 0",
+            gue(0, 0, &hop, &ack),
+            Counter::DroppedUnknownProtocol,
+        ),
+        ("3 bytes", vec![0x01, 0x04, 0x00], Counter::DroppedTruncated),
+        (
+            "hop list cut",
+            gue(4, 0, &[DIRECTOR, DIRECTOR], &[])[..12].to_vec(),
+            Counter::DroppedTruncated,
+        ),
+        (
+            "inner header cut",
+            gue(4, 0, &hop, &ack[..16]),
+            Counter::DroppedTruncated,
+        ),
+        (
+            "inner total length beyond the datagram",
+            gue(4, 0, &hop, &ack[..ack.len() - 4]),
+            Counter::DroppedTruncated,
+        ),
+        (
+            "no private data (hlen 0)",
+            vec![0x00, 0x04, 0, 0, 0x45, 0, 0, 20],
+            Counter::DroppedBadGueHeader,
+        ),
+        (
+            "GUE version 1",
+            gue_raw(0x42, 4, 0, 1, &hop, &ack),
+            Counter::DroppedBadGueHeader,
+        ),
+        (
+            "control message",
+            gue_raw(0x22, 4, 0, 1, &hop, &ack),
+            Counter::DroppedBadGueHeader,
+        ),
+        ("empty datagram", vec![], Counter::DroppedTruncated),
+    ];
+    let before = p1.stats();
+    for (_, payload, _) in &bad {
+        tx.send_to(payload, (PROXY1, 19523)).unwrap();
+    }
+    let n = bad.len() as u64;
+    let s = p1.wait_stats("every malformed datagram counted", |s| {
+        s.get(Counter::Total) >= before.get(Counter::Total) + n
+    });
+    for c in [
+        Counter::DroppedBadHopCount,
+        Counter::DroppedUnknownProtocol,
+        Counter::DroppedTruncated,
+        Counter::DroppedBadGueHeader,
+    ] {
+        let want = bad.iter().filter(|b| b.2 == c).count() as u64;
+        assert_eq!(
+            s.get(c) - before.get(c),
+            want,
+            "{}: cases {:?}",
+            c.name(),
+            bad.iter()
+                .filter(|b| b.2 == c)
+                .map(|b| b.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(s.get(Counter::Total), before.get(Counter::Total) + n);
+    assert_eq!(s.get(Counter::ForwardedToAlternate), 0);
+    assert_eq!(s.get(Counter::ForwardErrors), 0);
+    assert_eq!(
+        s.get(Counter::SocketLookups),
+        0,
+        "nothing malformed reached a lookup"
+    );
+
+    // Still alive and still deciding: a valid ACK for an unknown flow
+    // listing the same hop is forwarded there, and it is the only thing
+    // that ever arrives at the hop.
+    tx.send_to(&gue(4, 0, &hop, &ack), (PROXY1, 19523)).unwrap();
+    p1.wait_stats("the valid packet forwarded", |s| {
+        s.get(Counter::ForwardedToAlternate) == 1
+    });
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while start.elapsed() < PATIENCE {
+        match sink.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                got.push(buf[..n].to_vec());
+                assert_eq!(from.ip(), std::net::IpAddr::V4(PROXY1));
+                // Nothing else is in flight: look once more, then stop.
+                std::thread::sleep(Duration::from_millis(300));
+                if sink.recv_from(&mut buf).is_ok() {
+                    panic!("more than one packet reached the hop");
+                }
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    assert_eq!(got.len(), 1, "the forwarded packet did not arrive");
+    // next_hop was incremented, the rest is as sent.
+    let sent = gue(4, 0, &hop, &ack);
+    assert_eq!(got[0][6], 1);
+    assert_eq!(&got[0][..6], &sent[..6]);
+    assert_eq!(&got[0][7..], &sent[7..]);
+    p1.assert_running();
+}
