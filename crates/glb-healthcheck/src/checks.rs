@@ -42,6 +42,8 @@ impl Prober {
             // connections must fail its check even if an old one still works.
             .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::limited(10))
+            // One result per check: a retried request would hide a failure.
+            .retry(reqwest::retry::never())
             .tcp_nodelay(true)
             .user_agent(concat!("glb-healthcheck/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -173,10 +173,7 @@ impl Daemon {
                     let now = Instant::now();
                     let slack = (interval / 10).max(Duration::from_millis(20));
                     let late_start = now.saturating_duration_since(next_start) > slack;
-                    round = Some(self.start_round());
-                    if let Some(r) = round.as_mut() {
-                        r.late_start = late_start;
-                    }
+                    round = Some(self.start_round(late_start));
                     next_start += interval;
                 }
                 joined = async { (&mut round.as_mut().expect("guarded").handle).await }, if round.is_some() => {
@@ -214,7 +211,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn start_round(&mut self) -> RoundRun {
+    fn start_round(&mut self, late_start: bool) -> RoundRun {
         self.rounds_started += 1;
         let targets: Vec<Target> = self.shared.targets().keys().cloned().collect();
         let prober = self.prober.clone();
@@ -238,7 +235,7 @@ impl Daemon {
         });
         RoundRun {
             id: self.rounds_started,
-            late_start: false,
+            late_start,
             handle,
         }
     }
