@@ -3,13 +3,19 @@
 //! Tables are tried in file order and binds in table order; the first
 //! bind that matches decides. [`Classifier`] gives the same answer as
 //! trying every bind in that order ([`LinearClassifier`], kept as the
-//! reference and as the benchmark's baseline) without scanning: every
-//! bind gets a priority (its position in that order), binds are grouped
-//! by prefix length, and each group is a hash map from (protocol, masked
-//! address) to the binds with that key, in priority order. A lookup
-//! probes one map per prefix length in use, visiting groups by their best
-//! priority and stopping as soon as no later group can beat the best
-//! match so far. With the usual single-address binds that is one probe.
+//! reference and as the benchmark's baseline) without scanning.
+//!
+//! Every bind gets a priority, its position in that order. Per address
+//! family, one hash map is keyed by (protocol, prefix length, masked
+//! address) for every prefix length in use. The entry for a key lists, in
+//! priority order, the binds of that key *and every bind with a shorter
+//! prefix that contains it*. A lookup probes the prefix lengths from the
+//! longest down and stops at the first key present: binds longer than
+//! that length cannot contain the address (their keys were absent), and
+//! every shorter bind that contains it is already merged into the list.
+//! The answer is the first listed bind whose port range (and, for ICMP
+//! errors, outer destination) fits. With the usual single-address binds
+//! that is one probe and a list of one or two entries.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -19,9 +25,9 @@ use crate::flow::prefix_contains;
 use crate::model::Bind;
 use crate::packet::Lookup;
 
-/// A fast, non-cryptographic hasher for small integer keys (the
-/// multiply-rotate scheme rustc uses). Keys are bind addresses chosen by
-/// the operator, not by senders, so hash flooding is not a concern.
+/// A fast, non-cryptographic hasher for integer keys (the multiply-rotate
+/// scheme rustc uses). Keys are bind addresses chosen by the operator, not
+/// by senders, so hash flooding is not a concern.
 #[derive(Debug, Default, Clone, Copy)]
 struct FxHasher(u64);
 
@@ -40,49 +46,67 @@ impl Hasher for FxHasher {
             self.mix(u64::from(*b));
         }
     }
-    fn write_u8(&mut self, v: u8) {
+    #[inline(always)]
+    fn write_u16(&mut self, v: u16) {
         self.mix(u64::from(v));
     }
-    fn write_u32(&mut self, v: u32) {
-        self.mix(u64::from(v));
-    }
+    #[inline(always)]
     fn write_u64(&mut self, v: u64) {
         self.mix(v);
     }
+    #[inline(always)]
     fn write_u128(&mut self, v: u128) {
         self.mix(v as u64);
         self.mix((v >> 64) as u64);
     }
+    #[inline(always)]
     fn finish(&self) -> u64 {
-        self.0
+        // The product's low bits depend only on the key's low bits, and
+        // bind addresses often differ only in their upper bytes; the hash
+        // table indexes buckets by the low bits, so bring well-mixed high
+        // bits down.
+        self.0.rotate_left(26)
     }
 }
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// An address family's integer form.
-trait Bits: Copy + Eq + Hash {
+trait Bits: Copy + Eq + std::fmt::Debug {
     const WIDTH: u8;
+    /// Hash-map key for (protocol, prefix length, masked address).
+    type Key: Copy + Eq + Hash + std::fmt::Debug;
     fn mask(self, len: u8) -> Self;
+    fn key(self, proto: u8, len: u8) -> Self::Key;
 }
 
 impl Bits for u32 {
     const WIDTH: u8 = 32;
+    type Key = u64;
     #[inline(always)]
     fn mask(self, len: u8) -> u32 {
         self & u32::MAX
             .checked_shl(32 - u32::from(len.min(32)))
             .unwrap_or(0)
     }
+    #[inline(always)]
+    fn key(self, proto: u8, len: u8) -> u64 {
+        (u64::from(proto) << 40) | (u64::from(len) << 32) | u64::from(self.mask(len))
+    }
 }
 
 impl Bits for u128 {
     const WIDTH: u8 = 128;
+    type Key = (u128, u16);
     #[inline(always)]
     fn mask(self, len: u8) -> u128 {
         self & u128::MAX
             .checked_shl(128 - u32::from(len.min(128)))
             .unwrap_or(0)
+    }
+    #[inline(always)]
+    fn key(self, proto: u8, len: u8) -> (u128, u16) {
+        (self.mask(len), (u16::from(proto) << 8) | u16::from(len))
     }
 }
 
@@ -95,120 +119,116 @@ struct Entry<A> {
     table: u32,
     port_start: u16,
     port_end: u16,
-    /// The bind's own prefix (masked), for the ICMP-error outer check.
+    /// The bind's own prefix (masked), for containment checks.
     net: A,
     len: u8,
 }
 
-#[derive(Debug, Clone)]
-struct Group<A> {
-    len: u8,
-    min_prio: u32,
-    map: FxMap<(u8, A), Vec<Entry<A>>>,
+impl<A: Bits> Entry<A> {
+    #[inline(always)]
+    fn contains(&self, addr: A) -> bool {
+        addr.mask(self.len) == self.net
+    }
+
+    #[inline(always)]
+    fn has_port(&self, port: u16) -> bool {
+        self.port_start <= port && port <= self.port_end
+    }
 }
 
 #[derive(Debug, Clone)]
-struct Index<A> {
-    groups: Vec<Group<A>>,
+struct Index<A: Bits> {
+    /// Prefix lengths in use, longest first.
+    lens: Vec<u8>,
+    /// Key → range of `entries`.
+    map: FxMap<A::Key, (u32, u32)>,
+    entries: Vec<Entry<A>>,
 }
 
 impl<A: Bits> Index<A> {
-    fn new() -> Self {
-        Index { groups: Vec::new() }
-    }
-
-    fn insert(&mut self, proto: u8, addr: A, e: Entry<A>) {
-        let g = match self.groups.iter_mut().position(|g| g.len == e.len) {
-            Some(i) => &mut self.groups[i],
-            None => {
-                self.groups.push(Group {
-                    len: e.len,
-                    min_prio: e.prio,
-                    map: FxMap::default(),
-                });
-                self.groups.last_mut().expect("just pushed")
+    /// Builds the index of `binds` (already in priority order) under the
+    /// key protocol each one maps to.
+    fn build(binds: &[(u8, Entry<A>)]) -> Self {
+        let mut lens: Vec<u8> = binds.iter().map(|(_, e)| e.len).collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        lens.dedup();
+        // Binds grouped by their own key, in priority order.
+        let mut by_key: FxMap<A::Key, Vec<Entry<A>>> = FxMap::default();
+        let mut keys = Vec::new();
+        for (proto, e) in binds {
+            let k = e.net.key(*proto, e.len);
+            let list = by_key.entry(k).or_default();
+            if list.is_empty() {
+                keys.push((*proto, e.net, e.len, k));
             }
-        };
-        g.min_prio = g.min_prio.min(e.prio);
-        // Binds are inserted in priority order, so each list stays sorted.
-        g.map.entry((proto, addr.mask(e.len))).or_default().push(e);
-    }
-
-    fn finish(&mut self) {
-        self.groups.sort_by_key(|g| g.min_prio);
-    }
-
-    /// The best-priority entry keyed by (`proto`, `addr`) that satisfies
-    /// `accept`.
-    #[inline]
-    fn best(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<&Entry<A>> {
-        let mut best: Option<&Entry<A>> = None;
-        for g in &self.groups {
-            if best.is_some_and(|b| b.prio < g.min_prio) {
-                break;
+            list.push(*e);
+        }
+        // Each key's list also gets the binds of every shorter prefix
+        // that contains its block.
+        let mut lists: Vec<(A::Key, Vec<Entry<A>>)> = Vec::with_capacity(keys.len());
+        for (proto, net, len, k) in keys {
+            let mut list = by_key[&k].clone();
+            for &l in lens.iter().filter(|l| **l < len) {
+                if let Some(shorter) = by_key.get(&net.key(proto, l)) {
+                    list.extend_from_slice(shorter);
+                }
             }
-            let Some(list) = g.map.get(&(proto, addr.mask(g.len))) else {
-                continue;
-            };
-            for e in list {
-                if best.is_some_and(|b| b.prio < e.prio) {
-                    break;
-                }
-                if accept(e) {
-                    best = Some(e);
-                    break;
-                }
+            list.sort_by_key(|x| x.prio);
+            lists.push((k, list));
+        }
+        let mut map = FxMap::default();
+        let mut entries = Vec::new();
+        for (k, list) in lists {
+            let start = entries.len() as u32;
+            entries.extend(list);
+            map.insert(k, (start, entries.len() as u32));
+        }
+        Index { lens, map, entries }
+    }
+
+    /// The first candidate for `addr` under `proto` that satisfies `accept`.
+    #[inline(always)]
+    fn find(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<u32> {
+        for &len in &self.lens {
+            if let Some(&(s, e)) = self.map.get(&addr.key(proto, len)) {
+                let list = self.entries.get(s as usize..e as usize)?;
+                return list.iter().find(|x| accept(x)).map(|x| x.table);
             }
         }
-        best
+        None
     }
 }
 
 #[derive(Debug, Clone)]
-struct Family<A> {
-    /// Keyed by (protocol, masked destination).
+struct Family<A: Bits> {
+    /// Keyed by protocol.
     by_proto: Index<A>,
-    /// Keyed by (0, masked destination), every bind regardless of protocol.
+    /// Every bind regardless of protocol, for ICMP.
     any_proto: Index<A>,
 }
 
 impl<A: Bits> Family<A> {
-    fn new() -> Self {
+    fn build(binds: &[(u8, Entry<A>)]) -> Self {
+        let any: Vec<(u8, Entry<A>)> = binds.iter().map(|(_, e)| (ANY_PROTO, *e)).collect();
         Family {
-            by_proto: Index::new(),
-            any_proto: Index::new(),
+            by_proto: Index::build(binds),
+            any_proto: Index::build(&any),
         }
     }
 
-    fn insert(&mut self, proto: u8, addr: A, e: Entry<A>) {
-        self.by_proto.insert(proto, addr, e);
-        self.any_proto.insert(ANY_PROTO, addr, e);
-    }
-
-    fn finish(&mut self) {
-        self.by_proto.finish();
-        self.any_proto.finish();
-    }
-
-    #[inline]
+    #[inline(always)]
     fn transport(&self, proto: u8, dst: A, port: u16) -> Option<u32> {
-        self.by_proto
-            .best(proto, dst, |e| (e.port_start..=e.port_end).contains(&port))
-            .map(|e| e.table)
+        self.by_proto.find(proto, dst, |e| e.has_port(port))
     }
 
     fn icmp_error(&self, outer_dst: A, quoted_src: A, quoted_port: u16) -> Option<u32> {
-        self.any_proto
-            .best(ANY_PROTO, quoted_src, |e| {
-                (e.port_start..=e.port_end).contains(&quoted_port) && outer_dst.mask(e.len) == e.net
-            })
-            .map(|e| e.table)
+        self.any_proto.find(ANY_PROTO, quoted_src, |e| {
+            e.has_port(quoted_port) && e.contains(outer_dst)
+        })
     }
 
     fn echo(&self, dst: A) -> Option<u32> {
-        self.any_proto
-            .best(ANY_PROTO, dst, |_| true)
-            .map(|e| e.table)
+        self.any_proto.find(ANY_PROTO, dst, |_| true)
     }
 }
 
@@ -230,49 +250,53 @@ impl Classifier {
         T: IntoIterator<Item = B>,
         B: IntoIterator<Item = &'a Bind>,
     {
-        let mut c = Classifier {
-            v4: Family::new(),
-            v6: Family::new(),
-            echo,
-        };
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
         let mut prio = 0u32;
         for (table, binds) in tables.into_iter().enumerate() {
             for b in binds {
                 let proto = b.proto.number();
+                let (table, port_start, port_end) = (table as u32, b.port_start, b.port_end);
                 match b.addr {
                     IpAddr::V4(a) => {
                         let len = b.prefix_len.min(u32::WIDTH);
-                        let addr = u32::from(a);
-                        let e = Entry {
-                            prio,
-                            table: table as u32,
-                            port_start: b.port_start,
-                            port_end: b.port_end,
-                            net: addr.mask(len),
-                            len,
-                        };
-                        c.v4.insert(proto, addr, e);
+                        let net = u32::from(a).mask(len);
+                        v4.push((
+                            proto,
+                            Entry {
+                                prio,
+                                table,
+                                port_start,
+                                port_end,
+                                net,
+                                len,
+                            },
+                        ));
                     }
                     IpAddr::V6(a) => {
                         let len = b.prefix_len.min(u128::WIDTH);
-                        let addr = u128::from(a);
-                        let e = Entry {
-                            prio,
-                            table: table as u32,
-                            port_start: b.port_start,
-                            port_end: b.port_end,
-                            net: addr.mask(len),
-                            len,
-                        };
-                        c.v6.insert(proto, addr, e);
+                        let net = u128::from(a).mask(len);
+                        v6.push((
+                            proto,
+                            Entry {
+                                prio,
+                                table,
+                                port_start,
+                                port_end,
+                                net,
+                                len,
+                            },
+                        ));
                     }
                 }
                 prio += 1;
             }
         }
-        c.v4.finish();
-        c.v6.finish();
-        c
+        Classifier {
+            v4: Family::build(&v4),
+            v6: Family::build(&v6),
+            echo,
+        }
     }
 
     /// The table a packet belongs to, or `None` when no bind matches.

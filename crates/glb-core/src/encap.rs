@@ -2,6 +2,12 @@
 //! GUE headers are written into the bytes just before the inner IP
 //! packet — the old Ethernet header plus the buffer's headroom — so the
 //! packet itself is never moved or copied.
+//!
+//! An [`Encapsulator`] is built once per port from its [`EncapParams`]: it
+//! keeps the constant part of the headers as a template and the constant
+//! part of both checksums as partial sums, so each packet costs one copy
+//! of the template, a few field stores and a checksum pass over the inner
+//! packet only.
 
 use std::net::Ipv4Addr;
 
@@ -24,6 +30,13 @@ pub const fn header_len(hop_count: usize) -> usize {
 /// 14-byte Ethernet header.
 pub const MAX_EXTRA_HEADROOM: usize = header_len(crate::forward::MAX_HOPS) - ethernet::HEADER_LEN;
 
+/// Outer time to live.
+pub const TTL: u8 = 64;
+
+const IP_AT: usize = ethernet::HEADER_LEN;
+const UDP_AT: usize = IP_AT + ipv4::HEADER_LEN;
+const GUE_AT: usize = UDP_AT + udp::HEADER_LEN;
+
 /// Per-port settings of the outer headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncapParams {
@@ -43,7 +56,8 @@ pub enum EncapError {
     /// Not enough room before the inner packet for the outer headers.
     #[error("not enough headroom for the outer headers")]
     NoHeadroom,
-    /// The inner packet does not fit in the buffer where the route says.
+    /// The inner packet does not fit in the buffer where the route says,
+    /// or the route has no hops.
     #[error("inner packet outside the buffer")]
     OutOfBounds,
     /// The encapsulated packet would exceed the 65,535-byte IPv4 limit.
@@ -51,84 +65,151 @@ pub enum EncapError {
     TooLarge,
 }
 
-/// Encapsulates the frame that starts at `frame_start` in `buf`, as
-/// routed by `route`. Returns the encapsulated frame's start and length in
-/// `buf`; everything after the inner IP packet (Ethernet padding) is left
-/// out. On error the buffer is untouched.
-#[inline]
-pub fn encapsulate(
-    buf: &mut [u8],
-    frame_start: usize,
-    route: &Route,
-    params: &EncapParams,
-) -> Result<(usize, usize), EncapError> {
-    let hops = route.hops();
-    let Some((&first, rest)) = hops.split_first() else {
-        return Err(EncapError::OutOfBounds);
-    };
-    if rest.len() > gue::MAX_HOPS {
-        return Err(EncapError::TooLarge);
-    }
-    let hdr = header_len(hops.len());
-    let inner = frame_start
-        .checked_add(route.ip_offset)
-        .ok_or(EncapError::OutOfBounds)?;
-    let end = inner
-        .checked_add(route.ip_len)
-        .ok_or(EncapError::OutOfBounds)?;
-    if end > buf.len() {
-        return Err(EncapError::OutOfBounds);
-    }
-    let start = inner.checked_sub(hdr).ok_or(EncapError::NoHeadroom)?;
-    let ip_total = end - start - ethernet::HEADER_LEN;
-    let ip_total = u16::try_from(ip_total).map_err(|_| EncapError::TooLarge)?;
-    let udp_len = ip_total - ipv4::HEADER_LEN as u16;
+/// Writes outer headers for one port's settings.
+#[derive(Debug, Clone)]
+pub struct Encapsulator {
+    params: EncapParams,
+    template: [u8; FIXED_HEADER_LEN],
+    /// Sum of the outer IPv4 header's constant words.
+    ip_const: u64,
+    /// Sum of the constant words the UDP checksum covers: pseudo-header
+    /// source and protocol, destination port, GUE flags and private type.
+    udp_const: u64,
+}
 
-    let out = &mut buf[start..end];
-    let (eth_bytes, rest_bytes) = out.split_at_mut(ethernet::HEADER_LEN);
-    let mut eth = ethernet::Frame::new_unchecked(eth_bytes);
-    eth.set_dst_addr(params.dst_mac);
-    eth.set_src_addr(params.src_mac);
-    eth.set_ethertype(ethernet::ethertype::IPV4);
+fn halves(a: Ipv4Addr) -> u64 {
+    let v = u32::from(a);
+    u64::from(v >> 16) + u64::from(v & 0xffff)
+}
 
-    let (ip_bytes, udp_bytes) = rest_bytes.split_at_mut(ipv4::HEADER_LEN);
-    ipv4::Repr {
-        src_addr: params.src_ip,
-        dst_addr: first,
-        protocol: ip_proto::UDP,
-        payload_len: udp_len,
-        ttl: 64,
-        ident: 0,
-        dont_frag: true,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(ip_bytes));
-
-    {
-        let mut u = udp::Packet::new_unchecked(&mut udp_bytes[..udp::HEADER_LEN]);
-        u.set_src_port(route.udp_src_port());
-        u.set_dst_port(gue::PORT);
-        u.set_len(udp_len);
-        u.set_checksum(0);
-    }
-    gue::Repr {
-        protocol: route.gue_proto,
-        next_hop: 0,
-        hops: rest,
-    }
-    .emit(&mut gue::Packet::new_unchecked(
-        &mut udp_bytes[udp::HEADER_LEN..],
-    ))
-    .map_err(|_| EncapError::OutOfBounds)?;
-
-    if params.udp_checksum {
-        let sum = checksum::pseudo_header_v4(params.src_ip, first, ip_proto::UDP, udp_len);
-        let mut c = !checksum::fold(checksum::add(sum, udp_bytes));
-        // A computed zero means "no checksum" in UDP over IPv4; send the
-        // equivalent all-ones form instead.
-        if c == 0 {
-            c = 0xffff;
+impl Encapsulator {
+    /// Prepares the template for `params`.
+    pub fn new(params: EncapParams) -> Self {
+        let mut t = [0u8; FIXED_HEADER_LEN];
+        {
+            let mut eth = ethernet::Frame::new_unchecked(&mut t[..]);
+            eth.set_dst_addr(params.dst_mac);
+            eth.set_src_addr(params.src_mac);
+            eth.set_ethertype(ethernet::ethertype::IPV4);
         }
-        udp::Packet::new_unchecked(&mut udp_bytes[..udp::HEADER_LEN]).set_checksum(c);
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut t[IP_AT..UDP_AT]);
+            ip.set_version_and_header_len(ipv4::HEADER_LEN);
+            ip.set_tos(0);
+            ip.set_ident(0);
+            ip.set_flags_frag(ipv4::FLAG_DF);
+            ip.set_ttl(TTL);
+            ip.set_protocol(ip_proto::UDP);
+            ip.set_src_addr(params.src_ip);
+        }
+        udp::Packet::new_unchecked(&mut t[UDP_AT..GUE_AT]).set_dst_port(gue::PORT);
+        {
+            let mut g = gue::Packet::new_unchecked(&mut t[GUE_AT..]);
+            g.set_flags(0);
+            g.set_private_type(0);
+            g.set_next_hop(0);
+        }
+        let ip_const = 0x4500
+            + u64::from(ipv4::FLAG_DF)
+            + ((u64::from(TTL) << 8) | u64::from(ip_proto::UDP))
+            + halves(params.src_ip);
+        let udp_const = halves(params.src_ip) + u64::from(ip_proto::UDP) + u64::from(gue::PORT);
+        Encapsulator {
+            params,
+            template: t,
+            ip_const,
+            udp_const,
+        }
     }
-    Ok((start, end - start))
+
+    /// The settings this encapsulator writes.
+    pub fn params(&self) -> &EncapParams {
+        &self.params
+    }
+
+    /// Encapsulates the frame that starts at `frame_start` in `buf`, as
+    /// routed by `route`. Returns the encapsulated frame's start and length
+    /// in `buf`; everything after the inner IP packet (Ethernet padding)
+    /// is left out. On error the buffer is untouched.
+    #[inline]
+    pub fn encapsulate(
+        &self,
+        buf: &mut [u8],
+        frame_start: usize,
+        route: &Route,
+    ) -> Result<(usize, usize), EncapError> {
+        let hops = route.hops();
+        let Some((&first, rest)) = hops.split_first() else {
+            return Err(EncapError::OutOfBounds);
+        };
+        if rest.len() > gue::MAX_HOPS {
+            return Err(EncapError::TooLarge);
+        }
+        let hdr = header_len(hops.len());
+        let inner = frame_start
+            .checked_add(route.ip_offset)
+            .ok_or(EncapError::OutOfBounds)?;
+        let end = inner
+            .checked_add(route.ip_len)
+            .ok_or(EncapError::OutOfBounds)?;
+        if end > buf.len() {
+            return Err(EncapError::OutOfBounds);
+        }
+        let start = inner.checked_sub(hdr).ok_or(EncapError::NoHeadroom)?;
+        let ip_total =
+            u16::try_from(end - start - ethernet::HEADER_LEN).map_err(|_| EncapError::TooLarge)?;
+        let udp_len = ip_total - ipv4::HEADER_LEN as u16;
+        let sport = route.udp_src_port();
+        let n = rest.len() as u8;
+
+        let (head, inner_bytes) = buf[start..end].split_at_mut(hdr);
+        head[..FIXED_HEADER_LEN].copy_from_slice(&self.template);
+
+        // Checksums are summed from the values rather than read back from
+        // the buffer: reading freshly written narrow stores as wide words
+        // stalls the store-forwarding path.
+        let dst_sum = halves(first);
+        let ip_sum = self.ip_const + u64::from(ip_total) + dst_sum;
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut head[IP_AT..UDP_AT]);
+            ip.set_total_len(ip_total);
+            ip.set_dst_addr(first);
+            ip.set_checksum(!checksum::fold(ip_sum));
+        }
+        let mut hop_sum = 0u64;
+        {
+            let mut g = gue::Packet::new_unchecked(&mut head[GUE_AT..]);
+            g.set_hlen(1 + n);
+            g.set_protocol(route.gue_proto);
+            g.set_hop_count(n);
+            for (i, h) in rest.iter().enumerate() {
+                g.set_hop(i, *h);
+                hop_sum += halves(*h);
+            }
+        }
+        let csum = if self.params.udp_checksum {
+            let sum = self.udp_const
+                + dst_sum
+                + 2 * u64::from(udp_len)
+                + u64::from(sport)
+                + ((u64::from(1 + n) << 8) | u64::from(route.gue_proto))
+                + u64::from(n)
+                + hop_sum;
+            match !checksum::fold(checksum::add(sum, inner_bytes)) {
+                // A computed zero means "no checksum" in UDP over IPv4;
+                // send the equivalent all-ones form instead.
+                0 => 0xffff,
+                c => c,
+            }
+        } else {
+            0
+        };
+        {
+            let mut u = udp::Packet::new_unchecked(&mut head[UDP_AT..GUE_AT]);
+            u.set_src_port(sport);
+            u.set_len(udp_len);
+            u.set_checksum(csum);
+        }
+        Ok((start, end - start))
+    }
 }

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use glb_core::encap::{EncapError, EncapParams, encapsulate};
+use glb_core::encap::{EncapError, EncapParams, Encapsulator};
 use glb_core::forward::{Decision, Forwarder, Route};
 
 /// Headroom engines should leave in front of each received frame. The
@@ -193,7 +193,7 @@ struct BatchCounts {
 
 /// Processes one frame: classify, route, encapsulate in place.
 #[inline]
-pub fn process_one<F: FrameBuf>(fwd: &Forwarder, params: &EncapParams, frame: &mut F) -> Verdict {
+pub fn process_one<F: FrameBuf>(fwd: &Forwarder, enc: &Encapsulator, frame: &mut F) -> Verdict {
     let (buf, start, len) = frame.parts();
     let Some(bytes) = start.checked_add(len).and_then(|end| buf.get(start..end)) else {
         return Verdict::Unclassified;
@@ -201,7 +201,7 @@ pub fn process_one<F: FrameBuf>(fwd: &Forwarder, params: &EncapParams, frame: &m
     match fwd.route_frame(bytes) {
         Decision::Unclassified => Verdict::Unclassified,
         Decision::RouteFailed { table } => Verdict::RouteFailed { table },
-        Decision::Forward(route) => match encapsulate(buf, start, &route, params) {
+        Decision::Forward(route) => match enc.encapsulate(buf, start, &route) {
             Ok((s, l)) => {
                 frame.set_bounds(s, l);
                 Verdict::Forward(route)
@@ -215,7 +215,9 @@ pub fn process_one<F: FrameBuf>(fwd: &Forwarder, params: &EncapParams, frame: &m
 }
 
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
-/// in order; `counters` is updated once.
+/// in order; `counters` is updated once. The outer-header template for
+/// `params` is prepared once per batch; engines that keep an
+/// [`Encapsulator`] per port can use [`process_batch_with`] instead.
 pub fn process_batch<F: FrameBuf>(
     fwd: &Forwarder,
     params: &EncapParams,
@@ -223,10 +225,22 @@ pub fn process_batch<F: FrameBuf>(
     verdicts: &mut Vec<Verdict>,
     counters: &CoreCounters,
 ) {
+    let enc = Encapsulator::new(*params);
+    process_batch_with(fwd, &enc, frames, verdicts, counters);
+}
+
+/// [`process_batch`] with a prepared [`Encapsulator`].
+pub fn process_batch_with<F: FrameBuf>(
+    fwd: &Forwarder,
+    enc: &Encapsulator,
+    frames: &mut [F],
+    verdicts: &mut Vec<Verdict>,
+    counters: &CoreCounters,
+) {
     verdicts.clear();
     let mut c = BatchCounts::default();
     for f in frames.iter_mut() {
-        let v = process_one(fwd, params, f);
+        let v = process_one(fwd, enc, f);
         c.total += 1;
         match v {
             Verdict::Forward(_) => {

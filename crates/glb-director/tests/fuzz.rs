@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use glb_core::classify::{Classifier, LinearClassifier};
-use glb_core::encap::{EncapParams, MAX_EXTRA_HEADROOM, header_len};
+use glb_core::encap::{EncapParams, Encapsulator, MAX_EXTRA_HEADROOM, header_len};
 use glb_core::flow::HashFields;
 use glb_core::forward::{Forwarder, RouteOptions};
 use glb_core::model::{Bind, Proto};
@@ -59,7 +59,7 @@ fn params() -> EncapParams {
 /// Runs one frame through the path and checks the output's shape.
 fn check(fwd: &Forwarder, input: &[u8]) {
     let mut f = OwnedFrame::new(input, HEADROOM);
-    let v = process_one(fwd, &params(), &mut f);
+    let v = process_one(fwd, &Encapsulator::new(params()), &mut f);
     if let Verdict::Forward(r) = v {
         let out = f.frame();
         let hdr = header_len(r.hop_count);
@@ -130,7 +130,7 @@ proptest! {
 
     #[test]
     fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
-        check(&catch_all_cached(), &bytes);
+        check(catch_all_cached(), &bytes);
     }
 
     #[test]
@@ -139,10 +139,10 @@ proptest! {
     ) {
         let mut b = templates()[t].clone();
         b[12..14].copy_from_slice(&ethertype.to_be_bytes());
-        check(&catch_all_cached(), &b);
+        check(catch_all_cached(), &b);
         let mut b = templates()[t].clone();
         b[14] = ver_ihl;
-        check(&catch_all_cached(), &b);
+        check(catch_all_cached(), &b);
     }
 
     #[test]
@@ -152,7 +152,7 @@ proptest! {
         let at = if b[12] == 0x86 { 18 } else { 16 };
         b[at..at + 2].copy_from_slice(&total.to_be_bytes());
         b.extend(std::iter::repeat_n(0xa5, extra));
-        check(&catch_all_cached(), &b);
+        check(catch_all_cached(), &b);
     }
 
     #[test]
@@ -167,7 +167,7 @@ proptest! {
             b[i] = v;
         }
         let n = cut % (b.len() + 1);
-        check(&catch_all_cached(), &b[..n]);
+        check(catch_all_cached(), &b[..n]);
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::*;
-use glb_core::encap::EncapParams;
+use glb_core::encap::{EncapParams, Encapsulator};
 use glb_core::flow::HashFields;
 use glb_core::forward::{Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
@@ -768,7 +768,7 @@ fn encapsulation_layout_two_and_four_hops() {
                 tcp6("2001:db8::77", 40001, "fd42::1", 80),
             ] {
                 let mut of = OwnedFrame::new(&frame, HEADROOM);
-                let v = process_one(&f, &params(csum_on), &mut of);
+                let v = process_one(&f, &Encapsulator::new(params(csum_on)), &mut of);
                 let Verdict::Forward(r) = v else {
                     panic!("{v:?}")
                 };
@@ -799,8 +799,14 @@ fn ethernet_padding_is_dropped() {
     let mut a = OwnedFrame::new(&frame, HEADROOM);
     let mut b = OwnedFrame::new(&padded, HEADROOM);
     let p = params(true);
-    assert!(matches!(process_one(&f, &p, &mut a), Verdict::Forward(_)));
-    assert!(matches!(process_one(&f, &p, &mut b), Verdict::Forward(_)));
+    assert!(matches!(
+        process_one(&f, &Encapsulator::new(p), &mut a),
+        Verdict::Forward(_)
+    ));
+    assert!(matches!(
+        process_one(&f, &Encapsulator::new(p), &mut b),
+        Verdict::Forward(_)
+    ));
     assert_eq!(a.frame(), b.frame());
     assert_eq!(a.frame().len(), 50 + 4 + frame.len() - 14);
 }
@@ -811,7 +817,7 @@ fn computed_zero_udp_checksum_is_sent_as_ffff() {
     // Choose two payload bytes so that the outer UDP checksum computes to 0.
     let build = |w: u16| udp4_payload("172.16.1.2", 40000, "10.1.1.1", 53, &w.to_be_bytes());
     let mut of = OwnedFrame::new(&build(0), HEADROOM);
-    let Verdict::Forward(r) = process_one(&f, &params(true), &mut of) else {
+    let Verdict::Forward(r) = process_one(&f, &Encapsulator::new(params(true)), &mut of) else {
         panic!()
     };
     let zero = expected_encap(r.hops(), r.udp_src_port(), 4, &build(0)[14..], false);
@@ -828,7 +834,7 @@ fn computed_zero_udp_checksum_is_sent_as_ffff() {
     let w = 0xffff - folded;
     let frame = build(w);
     let mut of = OwnedFrame::new(&frame, HEADROOM);
-    let Verdict::Forward(r2) = process_one(&f, &params(true), &mut of) else {
+    let Verdict::Forward(r2) = process_one(&f, &Encapsulator::new(params(true)), &mut of) else {
         panic!()
     };
     assert_eq!(r2.hops, r.hops);

@@ -187,11 +187,9 @@ fn reads_other_pcap_flavours() {
     be.extend_from_slice(&262_144u32.to_be_bytes());
     be.extend_from_slice(&1u32.to_be_bytes());
     let mut off = 24;
-    let mut stamps = Vec::new();
     while off < input.len() {
         let w = |o: usize| u32::from_le_bytes(input[o..o + 4].try_into().unwrap());
         let (s, us, cl, ol) = (w(off), w(off + 4), w(off + 8), w(off + 12));
-        stamps.push((s, us * 1000));
         for v in [s, us * 1000, cl, ol] {
             be.extend_from_slice(&v.to_be_bytes());
         }

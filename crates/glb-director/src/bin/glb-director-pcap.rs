@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use glb_core::encap::Encapsulator;
 use glb_core::forward::Forwarder;
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
@@ -52,13 +53,13 @@ fn run(args: &Args) -> Result<()> {
     let fwd = Forwarder::new(&file, cfg.route_options())
         .with_context(|| format!("{}: cannot load", args.forwarding_table.display()))?;
     // A capture file has no port, hence no source MAC.
-    let params = cfg.encap_params(ethernet::Address::ZERO);
+    let enc = Encapsulator::new(cfg.encap_params(ethernet::Address::ZERO));
     let job = Job {
         input: &args.pcap_file,
         output: &args.output,
         verdicts: args.verdicts.as_deref(),
     };
-    let s = pcap::run(&fwd, &params, &job)?;
+    let s = pcap::run(&fwd, &enc, &job)?;
     let c = s.counters;
     eprintln!(
         "{} frames: {} encapsulated, {} unclassified, {} route failures, {} encapsulation failures",

@@ -13,10 +13,12 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use glb_core::encap::EncapParams;
+use glb_core::encap::Encapsulator;
 use glb_core::forward::Forwarder;
 
-use crate::path::{CoreCounters, CounterSnapshot, HEADROOM, OwnedFrame, Verdict, process_batch};
+use crate::path::{
+    CoreCounters, CounterSnapshot, HEADROOM, OwnedFrame, Verdict, process_batch_with,
+};
 
 /// Link type of Ethernet captures.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -330,7 +332,7 @@ fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
 }
 
 /// Replays `job.input` through the packet path.
-pub fn run(fwd: &Forwarder, params: &EncapParams, job: &Job<'_>) -> Result<Summary, RunError> {
+pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary, RunError> {
     let in_err = |source: PcapError| RunError::Input {
         path: job.input.to_path_buf(),
         source,
@@ -369,7 +371,7 @@ pub fn run(fwd: &Forwarder, params: &EncapParams, job: &Job<'_>) -> Result<Summa
         if n == 0 {
             break;
         }
-        process_batch(fwd, params, &mut frames[..n], &mut verdicts, &counters);
+        process_batch_with(fwd, enc, &mut frames[..n], &mut verdicts, &counters);
         for ((rec, frame), v) in records.iter().zip(&frames).zip(&verdicts) {
             index += 1;
             let out = if let Verdict::Forward(_) = v {
