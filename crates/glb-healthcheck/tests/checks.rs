@@ -157,6 +157,7 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
 #[test]
 fn status_endpoints_report_targets_and_counters() {
     let _ok = HttpServer::always("127.77.2.10:8080", Reply::Status(200));
+    let v6 = HttpServer::always("[::1]:0", Reply::Status(200));
     let src = source(
         300,
         1000,
@@ -166,6 +167,7 @@ fn status_endpoints_report_targets_and_counters() {
             vec![
                 json!({"ip": "127.77.2.10", "state": "active", "healthchecks": {"http": 8080}}),
                 json!({"ip": "127.77.2.11", "state": "active", "healthchecks": {"tcp": 9}}),
+                json!({"ip": "::1", "state": "active", "healthchecks": {"http": v6.addr.port(), "http_uri": "/v6"}}),
             ],
         )],
     );
@@ -188,6 +190,11 @@ fn status_endpoints_report_targets_and_counters() {
     assert_eq!(t["healthy"], false);
     assert_eq!(t["last"]["ok"], false);
 
+    let t = d
+        .target(&format!("http://[::1]:{}/v6", v6.addr.port()))
+        .unwrap();
+    assert_eq!(t["healthy"], true, "IPv6 backend: {t}");
+
     let vars = d.get_json("/debug/vars").unwrap();
     for key in [
         "rounds",
@@ -202,8 +209,8 @@ fn status_endpoints_report_targets_and_counters() {
         assert!(vars[key].is_u64(), "/debug/vars has no {key}: {vars}");
     }
     assert_eq!(vars["reloads"], 1);
-    assert_eq!(vars["targets"], 2);
-    assert!(vars["checks_sent"].as_u64().unwrap() >= 4);
+    assert_eq!(vars["targets"], 3);
+    assert!(vars["checks_sent"].as_u64().unwrap() >= 6);
     assert_eq!(vars["write_failures"], 0);
 
     assert_eq!(d.get("/nope").unwrap().0, 404);
