@@ -84,3 +84,69 @@ fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out.copy_from_slice(&b[at..at + N]);
     out
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Reads every field of every view a buffer passes the checks for.
+    fn read_all(b: &[u8]) {
+        if let Ok(p) = ipv4::Packet::new_header_checked(b) {
+            let _ = (
+                p.total_len(),
+                p.ident(),
+                p.frag_offset(),
+                p.src_addr(),
+                p.dst_addr(),
+            );
+            let _ = (p.payload().len(), p.is_complete(), p.verify_checksum());
+        }
+        if let Ok(p) = ipv6::Packet::new_header_checked(b) {
+            let _ = (
+                p.flow_label(),
+                p.src_addr(),
+                p.dst_addr(),
+                p.payload().len(),
+            );
+        }
+        if let Ok(p) = gue::Packet::new_checked(b) {
+            let _ = (p.protocol(), p.hlen(), p.payload().len(), p.check_glb());
+            if p.hlen() >= 1 {
+                let _ = (p.next_hop(), p.hop_count(), p.private_type());
+                assert!(p.hops().count() < usize::from(p.hlen()));
+                for i in 0..64 {
+                    let _ = p.hop(i);
+                }
+            }
+        }
+        if let Ok(p) = udp::Packet::new_checked(b) {
+            let _ = (p.src_port(), p.dst_port(), p.checksum(), p.payload().len());
+        }
+        if let Ok(p) = icmp::Packet::new_checked(b) {
+            let _ = (
+                p.msg_type(),
+                p.echo_ident(),
+                p.rest_of_header(),
+                p.data().len(),
+            );
+        }
+        if let Ok(f) = ethernet::Frame::new_checked(b) {
+            let _ = (f.dst_addr(), f.ethertype(), f.payload().len());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// Checked views never panic, whatever the bytes.
+        #[test]
+        fn views_never_panic(b in proptest::collection::vec(any::<u8>(), 0..96)) {
+            read_all(&b);
+            for n in 0..b.len() {
+                read_all(&b[..n]);
+            }
+        }
+    }
+}
