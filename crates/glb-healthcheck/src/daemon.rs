@@ -468,11 +468,11 @@ fn failing_checks(b: &BackendPlan, map: &BTreeMap<Target, TargetStatus>) -> Stri
             let st = map.get(t)?;
             match st.dampener.reported() {
                 Some(false) => {
-                    let why = st
-                        .last
-                        .as_ref()
-                        .and_then(|l| l.error.clone())
-                        .unwrap_or_else(|| "failed".into());
+                    let why = match &st.last {
+                        Some(l) if l.ok => "passing again, not yet enough times in a row".into(),
+                        Some(l) => l.error.clone().unwrap_or_else(|| "failed".into()),
+                        None => "failed".into(),
+                    };
                     Some(format!("{t}: {why}"))
                 }
                 None => Some(format!("{t}: not checked yet")),

@@ -82,7 +82,7 @@ impl Shared {
                         "ok": l.ok,
                         "error": l.error,
                         "at_unix_ms": l.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-                        "duration_ms": l.elapsed.as_secs_f64() * 1000.0,
+                        "duration_ms": l.elapsed.as_micros() as f64 / 1000.0,
                     }),
                 };
                 v
