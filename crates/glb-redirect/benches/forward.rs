@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use glb_redirect::counters::Counter;
-use glb_redirect::sys::Ring;
+use glb_redirect::sys::{Ring, SendItem};
 use support::*;
 
 const GEN: Ipv4Addr = Ipv4Addr::new(10, 202, 1, 2);
@@ -62,7 +62,14 @@ fn blast(sock: &UdpSocket, to: SocketAddrV4, payload: &[u8], stop: &AtomicBool) 
     for i in 0..BATCH {
         ring.frame_mut(i, payload.len()).copy_from_slice(payload);
     }
-    let items: Vec<_> = (0..BATCH).map(|i| (i, payload.len(), to)).collect();
+    let items: Vec<_> = (0..BATCH)
+        .map(|slot| SendItem {
+            slot,
+            start: 0,
+            len: payload.len(),
+            to,
+        })
+        .collect();
     let mut sent = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let (n, _, _) = ring.send(sock.as_fd(), &items);

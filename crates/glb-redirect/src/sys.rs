@@ -44,6 +44,20 @@ const EMPTY_META: RecvMeta = RecvMeta {
     ttl: None,
 };
 
+/// One datagram to send from a [`Ring`] slot: `len` bytes starting
+/// `start` bytes into slot `slot` (the slot's headroom counts), to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendItem {
+    /// Slot index.
+    pub slot: usize,
+    /// Offset of the first byte from the slot's start.
+    pub start: usize,
+    /// Bytes to send.
+    pub len: usize,
+    /// Destination.
+    pub to: SocketAddrV4,
+}
+
 /// A fixed set of equal slots for batched receives. Each slot is
 /// `headroom` free bytes followed by room for one datagram, so a
 /// received payload can be prefixed with new headers in place and sent
@@ -208,23 +222,24 @@ impl Ring {
         Ok(got)
     }
 
-    /// Sends `items` — (slot, frame length from the slot's start,
-    /// destination) — with as few `sendmmsg` calls as possible. Returns
-    /// how many were sent and the first error met; a message the kernel
-    /// refuses is skipped and the rest still go out.
+    /// Sends `items` with as few `sendmmsg` calls as possible. Returns
+    /// how many were sent, how many failed and the first error met; a
+    /// message the kernel refuses is skipped and the rest still go out.
     pub fn send(
         &mut self,
         fd: BorrowedFd<'_>,
-        items: &[(usize, usize, SocketAddrV4)],
+        items: &[SendItem],
     ) -> (usize, usize, Option<io::Error>) {
         let base = self.data.as_mut_ptr();
-        let mut dests: Vec<libc::sockaddr_in> = items.iter().map(|it| sockaddr_in(it.2)).collect();
+        let mut dests: Vec<libc::sockaddr_in> = items.iter().map(|it| sockaddr_in(it.to)).collect();
         let dp = dests.as_mut_ptr();
         self.iov.clear();
-        for &(slot, len, _) in items {
+        for it in items {
+            // Clamp to the slot so a bad item can never reach past it.
+            let start = it.start.min(self.slot);
             self.iov.push(libc::iovec {
-                iov_base: base.wrapping_add(slot * self.slot).cast(),
-                iov_len: len.min(self.slot),
+                iov_base: base.wrapping_add(it.slot * self.slot + start).cast(),
+                iov_len: it.len.min(self.slot - start),
             });
         }
         let iov = self.iov.as_mut_ptr();
@@ -519,7 +534,13 @@ mod tests {
             _ => unreachable!(),
         };
         ring.frame_mut(0, 1)[..4].copy_from_slice(b"head");
-        let (sent, failed, err) = ring.send(rx.as_fd(), &[(0, 5, back), (1, 6, back)]);
+        let item = |slot, len| SendItem {
+            slot,
+            start: 0,
+            len,
+            to: back,
+        };
+        let (sent, failed, err) = ring.send(rx.as_fd(), &[item(0, 5), item(1, 6)]);
         assert_eq!((sent, failed), (2, 0), "{err:?}");
         let mut buf = [0u8; 16];
         let n = tx.recv(&mut buf).unwrap();

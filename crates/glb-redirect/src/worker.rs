@@ -22,10 +22,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::counters::{Counter, Local, Shared};
-use crate::decide::{self, Class, LocalReason, Parsed, SocketKey, Verdict};
+use crate::decide::{self, Class, DropReason, LocalReason, Parsed, SocketKey, Verdict};
 use crate::forward::{self, OUTER_LEN, Outer};
 use crate::sockdiag::{Found, SockDiag};
-use crate::sys::{self, Ring};
+use crate::sys::{self, Ring, SendItem};
 use crate::tun::Tun;
 
 /// Largest datagram a slot holds; larger ones are dropped as truncated.
@@ -108,11 +108,124 @@ pub fn raw_socket() -> io::Result<Socket> {
     Ok(s)
 }
 
-/// What phase 2 decided for one datagram, before lookups are answered.
+/// What classification decided for one datagram, before lookups are
+/// answered.
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     Done(Verdict, Option<Parsed>),
     Lookup(Parsed),
+}
+
+/// The outcome for one datagram of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do.
+    pub verdict: Verdict,
+    /// The parsed GUE packet (present for every local or forward verdict).
+    pub parsed: Option<Parsed>,
+}
+
+/// Classification plus batched socket-table lookups for a batch of GUE
+/// payloads; shared by the socket front end ([`Worker`]) and the NFQUEUE
+/// one ([`crate::nfqueue`]).
+#[derive(Debug)]
+pub struct Decider {
+    diag: SockDiag,
+    pending: Vec<Pending>,
+    keys: Vec<SocketKey>,
+    found: Vec<Found>,
+    addrs: Arc<LocalAddrs>,
+    addrs_seen: (u64, Arc<Vec<Ipv4Addr>>),
+    extra_local: Vec<Ipv4Addr>,
+}
+
+impl Decider {
+    /// A decider with its own netlink socket, for batches of `batch`.
+    pub fn new(
+        batch: usize,
+        addrs: Arc<LocalAddrs>,
+        extra_local: Vec<Ipv4Addr>,
+    ) -> io::Result<Self> {
+        let addrs_seen = addrs.snapshot();
+        Ok(Decider {
+            diag: SockDiag::open(batch)?,
+            pending: Vec::with_capacity(batch),
+            keys: Vec::with_capacity(batch),
+            found: Vec::with_capacity(batch),
+            addrs,
+            addrs_seen,
+            extra_local,
+        })
+    }
+
+    fn is_self(&self, hop: Ipv4Addr, dst: Option<Ipv4Addr>) -> bool {
+        dst == Some(hop)
+            || self.addrs_seen.1.binary_search(&hop).is_ok()
+            || self.extra_local.contains(&hop)
+    }
+
+    /// Decides for datagrams `0..n`. `item(i)` gives datagram `i`'s GUE
+    /// payload and the address it was sent to, or why it is unusable.
+    /// `out[i]` receives the decision for datagram `i`.
+    pub fn decide<'a>(
+        &mut self,
+        n: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], Option<Ipv4Addr>), DropReason>,
+        counters: &mut Local,
+        out: &mut Vec<Decision>,
+    ) {
+        if self.addrs.generation.load(Ordering::Acquire) != self.addrs_seen.0 {
+            self.addrs_seen = self.addrs.snapshot();
+        }
+        self.pending.clear();
+        self.keys.clear();
+        for i in 0..n {
+            let p = match item(i).and_then(|(gue, _)| decide::classify(gue)) {
+                Err(d) => Pending::Done(Verdict::Drop(d), None),
+                Ok(p) => match p.class {
+                    Class::Local(r) => Pending::Done(Verdict::Local(r), Some(p)),
+                    Class::Lookup(k) => {
+                        self.keys.push(k);
+                        Pending::Lookup(p)
+                    }
+                },
+            };
+            self.pending.push(p);
+        }
+        if !self.keys.is_empty() {
+            counters.add(Counter::SocketLookups, self.keys.len() as u64);
+            self.diag.lookup(&self.keys, &mut self.found);
+        }
+        out.clear();
+        let mut k = 0;
+        for i in 0..n {
+            let d = match self.pending[i] {
+                Pending::Done(verdict, parsed) => Decision { verdict, parsed },
+                Pending::Lookup(p) => {
+                    let f = self.found.get(k).copied().unwrap_or(Found::Error);
+                    k += 1;
+                    if f == Found::Error {
+                        counters.bump(Counter::SocketLookupErrors);
+                    }
+                    let verdict = if f.is_local_connection() {
+                        Verdict::Local(LocalReason::Established)
+                    } else {
+                        match item(i) {
+                            Ok((gue, dst)) => {
+                                decide::second_chance(gue, &p, |h| self.is_self(h, dst))
+                            }
+                            Err(d) => Verdict::Drop(d),
+                        }
+                    };
+                    Decision {
+                        verdict,
+                        parsed: Some(p),
+                    }
+                }
+            };
+            out.push(d);
+        }
+    }
 }
 
 /// One worker's sockets, buffers and counters.
@@ -121,16 +234,12 @@ pub struct Worker {
     udp: Socket,
     raw: Socket,
     tun: Tun,
-    diag: SockDiag,
+    decider: Decider,
     ring: Ring,
     shared: Arc<Shared>,
     local: Local,
-    addrs: Arc<LocalAddrs>,
-    addrs_seen: (u64, Arc<Vec<Ipv4Addr>>),
-    pending: Vec<Pending>,
-    keys: Vec<SocketKey>,
-    found: Vec<Found>,
-    sends: Vec<(usize, usize, SocketAddrV4)>,
+    decisions: Vec<Decision>,
+    sends: Vec<SendItem>,
     warned: [bool; 3],
 }
 
@@ -154,22 +263,15 @@ impl Worker {
         addrs: Arc<LocalAddrs>,
     ) -> io::Result<Worker> {
         let batch = settings.batch.max(1);
-        let raw = raw_socket()?;
-        let diag = SockDiag::open(batch)?;
-        let addrs_seen = addrs.snapshot();
         Ok(Worker {
             udp,
-            raw,
+            raw: raw_socket()?,
             tun,
-            diag,
+            decider: Decider::new(batch, addrs, settings.extra_local.clone())?,
             ring: Ring::new(batch, MAX_DATAGRAM, OUTER_LEN),
             shared,
             local: Local::default(),
-            addrs,
-            addrs_seen,
-            pending: Vec::with_capacity(batch),
-            keys: Vec::with_capacity(batch),
-            found: Vec::with_capacity(batch),
+            decisions: Vec::with_capacity(batch),
             sends: Vec::with_capacity(batch),
             warned: [false; 3],
             settings,
@@ -181,19 +283,10 @@ impl Worker {
         while !stop.load(Ordering::Relaxed) {
             let n = match self.ring.recv(self.udp.as_fd(), 0) {
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if is_idle(&e) => continue,
                 Err(e) => {
                     self.local.bump(Counter::ReceiveErrors);
-                    self.warn_once(2, "receive", &e);
+                    warn_once(&mut self.warned[2], "receive", &e);
                     self.publish();
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -209,74 +302,28 @@ impl Worker {
         self.local.clear();
     }
 
-    fn warn_once(&mut self, which: usize, what: &str, e: &io::Error) {
-        if !self.warned[which] {
-            self.warned[which] = true;
-            tracing::warn!("{what} failed: {e} (counted; further failures are only counted)");
-        }
-    }
-
-    fn is_self(&self, hop: Ipv4Addr, dst: Option<Ipv4Addr>) -> bool {
-        dst == Some(hop)
-            || self.addrs_seen.1.binary_search(&hop).is_ok()
-            || self.settings.extra_local.contains(&hop)
-    }
-
     /// Handles the `n` datagrams the last receive left in the ring.
     pub fn process(&mut self, n: usize) {
-        if self.addrs.generation.load(Ordering::Acquire) != self.addrs_seen.0 {
-            self.addrs_seen = self.addrs.snapshot();
-        }
-        self.pending.clear();
-        self.keys.clear();
         self.local.add(Counter::Total, n as u64);
-        for i in 0..n {
-            let meta = self.ring.meta[i];
-            let p = if meta.truncated {
-                Pending::Done(Verdict::Drop(decide::DropReason::Truncated), None)
-            } else {
-                match decide::classify(self.ring.payload(i)) {
-                    Err(d) => Pending::Done(Verdict::Drop(d), None),
-                    Ok(p) => match p.class {
-                        Class::Local(r) => Pending::Done(Verdict::Local(r), Some(p)),
-                        Class::Lookup(k) => {
-                            self.keys.push(k);
-                            Pending::Lookup(p)
-                        }
-                    },
+        let ring = &self.ring;
+        self.decider.decide(
+            n,
+            |i| {
+                let m = &ring.meta[i];
+                if m.truncated {
+                    Err(DropReason::Truncated)
+                } else {
+                    Ok((ring.payload(i), m.dst))
                 }
-            };
-            self.pending.push(p);
-        }
-
-        if !self.keys.is_empty() {
-            self.local
-                .add(Counter::SocketLookups, self.keys.len() as u64);
-            self.diag.lookup(&self.keys, &mut self.found);
-        }
+            },
+            &mut self.local,
+            &mut self.decisions,
+        );
 
         self.sends.clear();
-        let mut k = 0;
         for i in 0..n {
             let meta = self.ring.meta[i];
-            let (verdict, parsed) = match self.pending[i] {
-                Pending::Done(v, p) => (v, p),
-                Pending::Lookup(p) => {
-                    let f = self.found.get(k).copied().unwrap_or(Found::Error);
-                    k += 1;
-                    if f == Found::Error {
-                        self.local.bump(Counter::SocketLookupErrors);
-                    }
-                    let v = if f.is_local_connection() {
-                        Verdict::Local(LocalReason::Established)
-                    } else {
-                        decide::second_chance(self.ring.payload(i), &p, |h| {
-                            self.is_self(h, meta.dst)
-                        })
-                    };
-                    (v, Some(p))
-                }
-            };
+            let Decision { verdict, parsed } = self.decisions[i];
             match (verdict, parsed) {
                 (Verdict::Drop(d), _) => self.local.bump(Counter::dropped(d)),
                 (Verdict::Local(r), Some(p)) => {
@@ -284,14 +331,13 @@ impl Worker {
                     let inner = p.inner(self.ring.payload(i));
                     if let Err(e) = self.tun.write_packet(inner) {
                         self.local.bump(Counter::LocalDeliveryErrors);
-                        self.warn_once(0, "local delivery to the TUN device", &e);
+                        warn_once(&mut self.warned[0], "local delivery to the TUN device", &e);
                     }
                 }
                 (Verdict::Forward(hop), Some(_)) => {
-                    let Some(src) = meta.dst.or_else(|| {
-                        (!self.settings.listen.ip().is_unspecified())
-                            .then(|| *self.settings.listen.ip())
-                    }) else {
+                    let listen = *self.settings.listen.ip();
+                    let Some(src) = meta.dst.or((!listen.is_unspecified()).then_some(listen))
+                    else {
                         self.local.bump(Counter::ForwardErrors);
                         continue;
                     };
@@ -304,12 +350,13 @@ impl Worker {
                         ttl: meta.ttl.unwrap_or(64),
                         udp_checksum: self.settings.udp_checksum,
                     };
-                    let frame = self.ring.frame_mut(i, meta.len);
-                    match forward::build(frame, &outer) {
-                        Ok(()) => {
-                            self.sends
-                                .push((i, OUTER_LEN + meta.len, SocketAddrV4::new(hop, 0)))
-                        }
+                    match forward::build(self.ring.frame_mut(i, meta.len), &outer) {
+                        Ok(()) => self.sends.push(SendItem {
+                            slot: i,
+                            start: 0,
+                            len: OUTER_LEN + meta.len,
+                            to: SocketAddrV4::new(hop, 0),
+                        }),
                         Err(_) => self.local.bump(Counter::ForwardErrors),
                     }
                 }
@@ -323,8 +370,24 @@ impl Worker {
             self.local.add(Counter::ForwardedToAlternate, sent as u64);
             self.local.add(Counter::ForwardErrors, failed as u64);
             if let Some(e) = err {
-                self.warn_once(1, "forwarding on the raw socket", &e);
+                warn_once(&mut self.warned[1], "forwarding on the raw socket", &e);
             }
         }
+    }
+}
+
+/// Errors that only mean "nothing arrived in time".
+pub(crate) fn is_idle(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Logs the first failure of a kind; later ones are only counted.
+pub(crate) fn warn_once(flag: &mut bool, what: &str, e: &io::Error) {
+    if !*flag {
+        *flag = true;
+        tracing::warn!("{what} failed: {e} (counted; further failures are only counted)");
     }
 }
