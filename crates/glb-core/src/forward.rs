@@ -91,8 +91,9 @@ impl Route {
 pub enum Decision {
     /// Matched no bind (or was not IPv4/IPv6).
     Unclassified,
-    /// Matched a bind of `table`, but no route could be computed: the IP
-    /// packet is cut off, or a chosen backend is not IPv4.
+    /// Matched a bind of `table`, but no route could be computed: headers
+    /// the flow hash needs or the IP packet itself are cut off, or a
+    /// chosen backend is not IPv4.
     RouteFailed {
         /// The table the packet was classified to.
         table: usize,
@@ -192,7 +193,7 @@ impl Forwarder {
             return Decision::Unclassified;
         };
         let failed = Decision::RouteFailed { table };
-        if !ins.complete {
+        if !ins.routable() {
             return failed;
         }
         let Some(t) = self.tables.get(table) else {

@@ -1,13 +1,14 @@
 //! One pass over a received frame that extracts everything classification
 //! (SPEC §6) and flow hashing (SPEC §7) need.
 //!
-//! [`inspect`] never panics and never reads past the frame. Fields a rule
-//! needs must lie inside both the frame and the IP packet's own stated
-//! length; a packet whose fields are missing matches nothing. A packet
-//! whose fields are present but whose IP packet is longer than the frame
-//! (a cut-off capture) is still classified, and then reported as
-//! truncated so the director counts a route failure instead of sending a
-//! damaged packet.
+//! [`inspect`] never panics and never reads past the frame. The fields a
+//! classification rule matches on must lie inside both the frame and the
+//! IP packet's own stated length; a packet without them matches nothing.
+//! A packet that has them but lacks something only the route needs — the
+//! rest of a cut-off ICMP header or quoted port pair, or the tail of an IP
+//! packet longer than the frame (a short capture) — is still classified,
+//! and then reported as not routable, so the director counts a route
+//! failure instead of sending a damaged packet.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -69,6 +70,17 @@ pub struct Inspection {
     pub ip_len: usize,
     /// Whether the whole IP packet is inside the frame.
     pub complete: bool,
+    /// Whether every header field the flow hash needs was present (a
+    /// packet can be classified on fewer).
+    pub flow_complete: bool,
+}
+
+impl Inspection {
+    /// Whether a route can be computed: the flow fields are all there and
+    /// the whole IP packet is inside the frame.
+    pub fn routable(&self) -> bool {
+        self.complete && self.flow_complete
+    }
 }
 
 const UNSPEC_FLOW: FlowKey = FlowKey {
@@ -87,6 +99,7 @@ impl Inspection {
         ip_offset: 0,
         ip_len: 0,
         complete: false,
+        flow_complete: false,
     };
 }
 
@@ -115,6 +128,7 @@ fn inspect_ipv4(bytes: &[u8]) -> Inspection {
         ip_offset: ethernet::HEADER_LEN,
         ip_len,
         complete: ip.is_complete(),
+        flow_complete: true,
     };
     // A later fragment carries no transport header; what sits where the
     // ports would be is payload.
@@ -129,30 +143,29 @@ fn inspect_ipv4(bytes: &[u8]) -> Inspection {
                 transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
             }
         }
-        ip_proto::ICMP => {
-            let Ok(msg) = icmp::Packet::new_checked(l4) else {
-                return out;
-            };
-            match (msg.msg_type(), msg.msg_code()) {
-                (icmp::V4_DEST_UNREACHABLE, icmp::V4_CODE_FRAG_NEEDED) => {
-                    let Ok(quoted) = ipv4::Packet::new_header_checked(msg.data()) else {
-                        return out;
-                    };
-                    let rest = &msg.data()[quoted.header_len()..];
-                    if let Ok(p) = ports::Ports::new_checked(rest) {
-                        icmp_error(
-                            &mut out,
-                            dst,
-                            IpAddr::V4(quoted.src_addr()),
-                            IpAddr::V4(quoted.dst_addr()),
-                            p,
-                        );
-                    }
-                }
-                (icmp::V4_ECHO_REQUEST, _) => echo(&mut out, src, dst, ip.ident()),
-                _ => {}
+        ip_proto::ICMP => match (l4.first(), l4.get(1)) {
+            (Some(&icmp::V4_DEST_UNREACHABLE), Some(&icmp::V4_CODE_FRAG_NEEDED)) => {
+                let Ok(msg) = icmp::Packet::new_checked(l4) else {
+                    return out;
+                };
+                let Ok(quoted) = ipv4::Packet::new_header_checked(msg.data()) else {
+                    return out;
+                };
+                let rest = &msg.data()[quoted.header_len()..];
+                icmp_error(
+                    &mut out,
+                    dst,
+                    IpAddr::V4(quoted.src_addr()),
+                    IpAddr::V4(quoted.dst_addr()),
+                    rest,
+                );
             }
-        }
+            (Some(&icmp::V4_ECHO_REQUEST), _) => {
+                echo(&mut out, src, dst, ip.ident());
+                out.flow_complete = l4.len() >= icmp::HEADER_LEN;
+            }
+            _ => {}
+        },
         _ => {}
     }
     out
@@ -170,6 +183,7 @@ fn inspect_ipv6(bytes: &[u8]) -> Inspection {
         ip_offset: ethernet::HEADER_LEN,
         ip_len: ip.total_len(),
         complete: ip.is_complete(),
+        flow_complete: true,
     };
     let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
     let l4 = ip.payload();
@@ -179,30 +193,29 @@ fn inspect_ipv6(bytes: &[u8]) -> Inspection {
                 transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
             }
         }
-        ip_proto::ICMPV6 => {
-            let Ok(msg) = icmp::Packet::new_checked(l4) else {
-                return out;
-            };
-            match msg.msg_type() {
-                icmp::V6_PACKET_TOO_BIG => {
-                    let Ok(quoted) = ipv6::Packet::new_header_checked(msg.data()) else {
-                        return out;
-                    };
-                    let rest = &msg.data()[ipv6::HEADER_LEN..];
-                    if let Ok(p) = ports::Ports::new_checked(rest) {
-                        icmp_error(
-                            &mut out,
-                            dst,
-                            IpAddr::V6(quoted.src_addr()),
-                            IpAddr::V6(quoted.dst_addr()),
-                            p,
-                        );
-                    }
-                }
-                icmp::V6_ECHO_REQUEST => echo(&mut out, src, dst, ip.flow_label() as u16),
-                _ => {}
+        ip_proto::ICMPV6 => match l4.first() {
+            Some(&icmp::V6_PACKET_TOO_BIG) => {
+                let Ok(msg) = icmp::Packet::new_checked(l4) else {
+                    return out;
+                };
+                let Ok(quoted) = ipv6::Packet::new_header_checked(msg.data()) else {
+                    return out;
+                };
+                let rest = &msg.data()[ipv6::HEADER_LEN..];
+                icmp_error(
+                    &mut out,
+                    dst,
+                    IpAddr::V6(quoted.src_addr()),
+                    IpAddr::V6(quoted.dst_addr()),
+                    rest,
+                );
             }
-        }
+            Some(&icmp::V6_ECHO_REQUEST) => {
+                echo(&mut out, src, dst, ip.flow_label() as u16);
+                out.flow_complete = l4.len() >= icmp::HEADER_LEN;
+            }
+            _ => {}
+        },
         _ => {}
     }
     out
@@ -225,25 +238,34 @@ fn transport(out: &mut Inspection, proto: u8, src: IpAddr, dst: IpAddr, sport: u
 
 /// The quoted packet went from a VIP to the client, so the flow is its
 /// reverse: that way the error reaches the proxy that owns the connection.
+/// `ports` is what follows the quoted IP header: the source port is enough
+/// to classify, the route needs both.
 fn icmp_error(
     out: &mut Inspection,
     outer_dst: IpAddr,
     quoted_src: IpAddr,
     quoted_dst: IpAddr,
-    p: ports::Ports<&[u8]>,
+    ports: &[u8],
 ) {
+    let (sport, dport) = match *ports {
+        [a, b, c, d, ..] => (u16::from_be_bytes([a, b]), Some(u16::from_be_bytes([c, d]))),
+        [a, b, ..] => (u16::from_be_bytes([a, b]), None),
+        _ => return,
+    };
     out.lookup = Lookup::IcmpError {
         outer_dst,
         quoted_src,
-        quoted_src_port: p.src_port(),
+        quoted_src_port: sport,
     };
+    out.flow_complete = dport.is_some();
+    let dport = dport.unwrap_or(0);
     out.flow = FlowKey {
         src: quoted_dst,
         dst: quoted_src,
-        src_port: p.dst_port(),
-        dst_port: p.src_port(),
+        src_port: dport,
+        dst_port: sport,
     };
-    out.flow_hint = p.dst_port();
+    out.flow_hint = dport;
 }
 
 fn echo(out: &mut Inspection, src: IpAddr, dst: IpAddr, hint: u16) {

@@ -264,12 +264,19 @@ fn icmp_frag_needed_matches_by_quoted_source() {
     let mut frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
     frame[14 + 21] = 3;
     assert_eq!(table_of(&f, &frame), None);
-    // A quote cut before the ports cannot be matched.
+    // A quote cut inside the ports: the source port is enough to match, but
+    // the route needs both, so the packet is a route failure; cut before
+    // the source port ends, it matches nothing. (Total lengths kept honest.)
     let frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
-    // Keep 3 of the quoted TCP header's bytes, and a consistent total length.
-    let mut cut = frame[..frame.len() - 5].to_vec();
-    cut[14 + 3] -= 5;
-    assert_eq!(table_of(&f, &cut), None);
+    let cut = |n: usize| {
+        let mut b = frame[..frame.len() - n].to_vec();
+        b[14 + 3] -= n as u8;
+        b
+    };
+    assert_eq!(f.route_frame(&cut(5)), Decision::RouteFailed { table: 1 }); // 3 port bytes
+    assert_eq!(f.route_frame(&cut(6)), Decision::RouteFailed { table: 1 }); // 2 port bytes
+    assert_eq!(f.route_frame(&cut(7)), Decision::Unclassified);
+    assert!(matches!(f.route_frame(&cut(4)), Decision::Forward(_)));
 }
 
 #[test]
@@ -293,6 +300,11 @@ fn icmpv6_packet_too_big_matches_by_quoted_source() {
         ),
         None
     );
+    // Quote cut after the source port: matched, but no route.
+    let frame = too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022);
+    let mut cut = frame[..frame.len() - 6].to_vec();
+    cut[14 + 5] -= 6;
+    assert_eq!(f.route_frame(&cut), Decision::RouteFailed { table: 0 });
 }
 
 #[test]
@@ -316,6 +328,22 @@ fn echo_requests_follow_forward_icmp_ping_responses() {
     assert_eq!(table_of(&on, &echo4("1.2.3.4", "10.1.1.2", 7)), None);
     assert_eq!(table_of(&off, &echo4("1.2.3.4", "10.1.1.1", 7)), None);
     assert_eq!(table_of(&off, &echo6("2001:db8::1", "fd42::1", 7)), None);
+    // An echo request whose ICMP header is cut short is matched, but has
+    // no route.
+    for (frame, ip_len_at) in [
+        (echo4("1.2.3.4", "10.1.1.1", 7), 16),
+        (echo6("2001:db8::1", "fd42::1", 7), 18),
+    ] {
+        let l4 = if ip_len_at == 16 { 34 } else { 54 };
+        let mut b = frame[..l4 + 4].to_vec();
+        let len = u16::from_be_bytes([b[ip_len_at], b[ip_len_at + 1]]);
+        let cut = (frame.len() - b.len()) as u16;
+        b[ip_len_at..ip_len_at + 2].copy_from_slice(&(len - cut).to_be_bytes());
+        assert!(
+            matches!(on.route_frame(&b), Decision::RouteFailed { .. }),
+            "{b:02x?}"
+        );
+    }
     // Echo replies and other ICMP are not forwarded.
     let mut reply = echo4("1.2.3.4", "10.1.1.1", 7);
     reply[14 + 20] = 0;
