@@ -240,3 +240,38 @@ fn reads_other_pcap_flavours() {
         assert!(g.2 == w.2, "record {i} frame differs");
     }
 }
+
+/// Writing to a device such as /dev/null writes through it; it must never
+/// be replaced by a rename.
+#[test]
+fn device_outputs_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let case = case0();
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = dir.path().join("v.txt");
+    let run = bin()
+        .arg("--config-file")
+        .arg(case.join("config.json"))
+        .arg("--forwarding-table")
+        .arg(case.join("table.bin"))
+        .arg("--pcap-file")
+        .arg(case.join("input.pcap"))
+        .arg("--output")
+        .arg("/dev/null")
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let m = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        m.file_type().is_char_device(),
+        "/dev/null is no longer a device"
+    );
+    let want = std::fs::read_to_string(case.join("expected.verdicts.txt")).unwrap();
+    assert_eq!(std::fs::read_to_string(&verdicts).unwrap(), want);
+}

@@ -316,19 +316,66 @@ pub enum RunError {
     },
 }
 
-fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let t = tempfile::Builder::new()
-        .prefix(".glb-director-pcap.")
-        .tempfile_in(dir)?;
-    // Outputs are meant to be read by other tools and users, unlike the
-    // private default of temporary files.
-    t.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    Ok(t)
+/// Where an output goes: a temporary file renamed over a regular-file
+/// destination at the end, or, for a destination that exists and is not a
+/// regular file (`/dev/null`, a FIFO), that file itself — renaming over a
+/// device node would replace it.
+#[derive(Debug)]
+enum Sink {
+    Temp(tempfile::NamedTempFile),
+    Direct(File),
+}
+
+impl Sink {
+    fn open(path: &Path) -> io::Result<Sink> {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                return Ok(Sink::Direct(
+                    std::fs::OpenOptions::new().write(true).open(path)?,
+                ));
+            }
+            _ => {}
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let t = tempfile::Builder::new()
+            .prefix(".glb-director-pcap.")
+            .tempfile_in(dir)?;
+        // Outputs are meant to be read by other tools and users, unlike the
+        // private default of temporary files.
+        t.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        Ok(Sink::Temp(t))
+    }
+
+    fn finish(self, path: &Path) -> io::Result<()> {
+        match self {
+            Sink::Temp(t) => {
+                t.as_file().sync_all()?;
+                t.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            }
+            Sink::Direct(mut f) => f.flush(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Temp(t) => t.write(buf),
+            Sink::Direct(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Temp(t) => t.flush(),
+            Sink::Direct(f) => f.flush(),
+        }
+    }
 }
 
 /// Replays `job.input` through the packet path.
@@ -349,10 +396,10 @@ pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary
     let mut reader = Reader::new(BufReader::new(file)).map_err(in_err)?;
     let nanos = reader.header().nanos;
 
-    let out_tmp = temp_beside(job.output).map_err(out_err(job.output))?;
-    let mut writer = Writer::new(BufWriter::new(out_tmp), nanos).map_err(out_err(job.output))?;
+    let out_sink = Sink::open(job.output).map_err(out_err(job.output))?;
+    let mut writer = Writer::new(BufWriter::new(out_sink), nanos).map_err(out_err(job.output))?;
     let mut vtmp = match job.verdicts {
-        Some(p) => Some(BufWriter::new(temp_beside(p).map_err(out_err(p))?)),
+        Some(p) => Some(BufWriter::new(Sink::open(p).map_err(out_err(p))?)),
         None => None,
     };
 
@@ -395,18 +442,15 @@ pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary
         }
     }
 
-    let tmp = writer
+    let out_sink = writer
         .into_inner()
         .into_inner()
         .map_err(|e| out_err(job.output)(e.into_error()))?;
-    tmp.as_file().sync_all().map_err(out_err(job.output))?;
     if let (Some(w), Some(p)) = (vtmp, job.verdicts) {
-        let t = w.into_inner().map_err(|e| out_err(p)(e.into_error()))?;
-        t.as_file().sync_all().map_err(out_err(p))?;
-        t.persist(p).map_err(|e| out_err(p)(e.error))?;
+        let sink = w.into_inner().map_err(|e| out_err(p)(e.into_error()))?;
+        sink.finish(p).map_err(out_err(p))?;
     }
-    tmp.persist(job.output)
-        .map_err(|e| out_err(job.output)(e.error))?;
+    out_sink.finish(job.output).map_err(out_err(job.output))?;
     Ok(Summary {
         frames: index,
         written,
