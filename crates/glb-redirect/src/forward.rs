@@ -97,6 +97,42 @@ pub fn build(frame: &mut [u8], outer: &Outer) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Rewrites, in place, a whole received GUE packet (outer IPv4 header
+/// first) for the next hop — the NFQUEUE mode, where the kernel hands the
+/// daemon the packet as it arrived: source ← old destination (this
+/// host), destination ← `hop`, `next_hop` incremented, IPv4 header
+/// checksum recomputed, and the UDP checksum recomputed unless the sender
+/// left it out (0). TTL, TOS, identification and options are kept, as the
+/// original kernel module kept them.
+pub fn rewrite_in_place(packet: &mut [u8], hop: Ipv4Addr) -> Result<(), BuildError> {
+    let mut ip = ipv4::Packet::new_checked(&mut *packet).map_err(|_| BuildError::TooShort)?;
+    let (ihl, total) = (ip.header_len(), usize::from(ip.total_len()));
+    let here = ip.dst_addr();
+    ip.set_src_addr(here);
+    ip.set_dst_addr(hop);
+    ip.fill_checksum();
+    let seg = &mut packet[ihl..total];
+    if seg.len() < udp::HEADER_LEN + gue::GLB_HEADER_LEN {
+        return Err(BuildError::TooShort);
+    }
+    let udp_len = usize::from(u16::from_be_bytes([seg[4], seg[5]]));
+    if udp_len < udp::HEADER_LEN + gue::GLB_HEADER_LEN || udp_len > seg.len() {
+        return Err(BuildError::TooShort);
+    }
+    let seg = &mut seg[..udp_len];
+    seg[udp::HEADER_LEN + NEXT_HOP_AT] = seg[udp::HEADER_LEN + NEXT_HOP_AT].wrapping_add(1);
+    if seg[6..8] != [0, 0] {
+        seg[6..8].fill(0);
+        let sum = checksum::pseudo_header_v4(here, hop, ip_proto::UDP, udp_len as u16);
+        let mut c = !checksum::fold(checksum::add(sum, seg));
+        if c == 0 {
+            c = 0xffff;
+        }
+        seg[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +190,48 @@ mod tests {
         frame.extend_from_slice(&GUE);
         build(&mut frame, &outer(false)).unwrap();
         assert_eq!(&frame[26..28], &[0, 0]);
+    }
+
+    /// A received packet: 10.0.0.9 -> 10.0.0.1, UDP 0x8123 -> 19523,
+    /// the GUE above, checksum as given.
+    fn received(udp_csum: [u8; 2]) -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0x00, 0x00, 44, 0x12, 0x34, 0x40, 0, 57, 17, 0, 0, 10, 0, 0, 9, 10, 0, 0, 1,
+        ];
+        p.extend_from_slice(&[0x81, 0x23, 0x4c, 0x43, 0, 24, udp_csum[0], udp_csum[1]]);
+        p.extend_from_slice(&GUE);
+        p
+    }
+
+    #[test]
+    fn rewrites_a_received_packet_in_place() {
+        let mut p = received([0x12, 0x34]);
+        rewrite_in_place(&mut p, Ipv4Addr::new(10, 0, 0, 2)).unwrap();
+        // Source is the old destination, destination the hop; TTL and
+        // identification kept; header checksum valid.
+        assert_eq!(&p[12..20], &[10, 0, 0, 1, 10, 0, 0, 2]);
+        assert_eq!(p[8], 57);
+        assert_eq!(&p[4..6], &[0x12, 0x34]);
+        assert!(ipv4::Packet::new_checked(&p[..]).unwrap().verify_checksum());
+        assert_eq!(p[28 + 6], 1);
+        let sum = checksum::pseudo_header_v4(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            17,
+            24,
+        );
+        assert_eq!(checksum::fold(checksum::add(sum, &p[20..])), 0xffff);
+
+        // A packet sent without a UDP checksum keeps none.
+        let mut p = received([0, 0]);
+        rewrite_in_place(&mut p, Ipv4Addr::new(10, 0, 0, 2)).unwrap();
+        assert_eq!(&p[26..28], &[0, 0]);
+
+        // Lengths that disagree with the buffer are refused.
+        let mut p = received([0, 0]);
+        p[25] = 200;
+        assert!(rewrite_in_place(&mut p, Ipv4Addr::new(10, 0, 0, 2)).is_err());
+        assert!(rewrite_in_place(&mut p[..30], Ipv4Addr::new(10, 0, 0, 2)).is_err());
     }
 
     #[test]

@@ -12,12 +12,15 @@
 //! * [`forward`] — the outer headers of a forwarded packet.
 //! * [`sockdiag`] — exact-match TCP socket lookups over `NETLINK_SOCK_DIAG`.
 //! * [`worker`] — the batched packet loop.
+//! * [`nfqueue`] — the alternative front end for kernels with `fou`: the
+//!   kernel decapsulates, the daemon gives NFQUEUE verdicts.
 //! * [`counters`], [`stats`] — outcome counters, the stats file, statsd.
 //! * [`tun`], [`sys`], [`sysctl`] — the operating-system edges.
 
 pub mod counters;
 pub mod decide;
 pub mod forward;
+pub mod nfqueue;
 pub mod sockdiag;
 pub mod stats;
 pub mod sys;

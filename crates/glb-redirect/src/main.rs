@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use glb_redirect::counters::{Shared, Snapshot};
+use glb_redirect::nfqueue::{NfQueue, NfqWorker};
 use glb_redirect::stats::{StatsFile, Statsd};
 use glb_redirect::sys::{self, Signals};
 use glb_redirect::sysctl;
@@ -70,10 +71,28 @@ struct Args {
     #[arg(long)]
     no_udp_checksum: bool,
 
+    /// How GUE reaches the daemon: `socket` receives it on a UDP socket and
+    /// decapsulates into the TUN device (works without any kernel module);
+    /// `nfqueue` leaves decapsulation to the kernel's fou module and only
+    /// gives verdicts on packets an iptables NFQUEUE rule queues (see
+    /// docs/redirect.md).
+    #[arg(long, value_enum, default_value_t = Mode::Socket)]
+    mode: Mode,
+
+    /// First NFQUEUE number (`--mode nfqueue`); worker i serves queue N+i.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    queue_num: u16,
+
     /// An address that counts as this host when checking the next hop,
     /// besides the interface addresses (repeatable).
     #[arg(long = "local-ip", value_name = "IP")]
     local_ips: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Socket,
+    Nfqueue,
 }
 
 const STATSD_EVERY: Duration = Duration::from_secs(10);
@@ -116,72 +135,73 @@ fn run(args: Args) -> Result<()> {
         .context("cannot open the statsd socket")?;
 
     let workers = usize::from(args.workers);
-    let mut queues = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        queues.push(Tun::open(&args.tun)?);
-    }
-    sys::set_link_up(&args.tun).with_context(|| format!("cannot bring {} up", args.tun))?;
-    if args.no_sysctl {
-        tracing::info!("leaving sysctls alone (--no-sysctl)");
-    } else {
-        for c in sysctl::prepare_local_delivery(&args.tun)? {
-            tracing::info!("set {} = {} (was {})", c.path, c.new, c.old);
-        }
-    }
-
     let addrs = Arc::new(LocalAddrs::default());
     addrs.update(sys::local_ipv4_addrs().context("cannot list local addresses")?);
-    let settings = Settings {
-        listen: args.listen,
-        batch: usize::from(args.batch),
-        udp_checksum: !args.no_udp_checksum,
-        extra_local: args.local_ips.clone(),
-    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut shared = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
-    for (i, tun) in queues.into_iter().enumerate() {
-        let udp = worker::gue_socket(args.listen)?;
-        let counters = Arc::new(Shared::default());
-        shared.push(counters.clone());
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<std::io::Result<()>>(1);
-        let (settings, addrs, worker_stop) = (settings.clone(), addrs.clone(), stop.clone());
-        let h = thread::Builder::new()
-            .name(format!("redirect-{i}"))
-            .spawn(move || {
-                let mut w = match Worker::new(settings, udp, tun, counters, addrs) {
-                    Ok(w) => {
-                        let _ = ready_tx.send(Ok(()));
-                        w
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                w.run(&worker_stop);
-            })
-            .context("cannot start a worker thread")?;
-        handles.push(h);
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                stop.store(true, Ordering::Relaxed);
-                bail!("worker {i}: {e}");
+    let batch = usize::from(args.batch);
+
+    match args.mode {
+        Mode::Socket => {
+            let mut queues = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                queues.push(Tun::open(&args.tun)?);
             }
-            Err(_) => bail!("worker {i} died while starting"),
+            sys::set_link_up(&args.tun).with_context(|| format!("cannot bring {} up", args.tun))?;
+            if args.no_sysctl {
+                tracing::info!("leaving sysctls alone (--no-sysctl)");
+            } else {
+                for c in sysctl::prepare_local_delivery(&args.tun)? {
+                    tracing::info!("set {} = {} (was {})", c.path, c.new, c.old);
+                }
+            }
+            let settings = Settings {
+                listen: args.listen,
+                batch,
+                udp_checksum: !args.no_udp_checksum,
+                extra_local: args.local_ips.clone(),
+            };
+            for (i, tun) in queues.into_iter().enumerate() {
+                let udp = worker::gue_socket(args.listen)?;
+                let counters = Arc::new(Shared::default());
+                shared.push(counters.clone());
+                let (settings, addrs) = (settings.clone(), addrs.clone());
+                handles.push(spawn_worker(i, &stop, move || {
+                    Worker::new(settings, udp, tun, counters, addrs).map(|w| Box::new(w) as _)
+                })?);
+            }
+            tracing::info!(
+                "listening for GUE on {} with {workers} worker(s); local delivery via {}",
+                args.listen,
+                args.tun,
+            );
+        }
+        Mode::Nfqueue => {
+            for i in 0..workers {
+                let queue = args
+                    .queue_num
+                    .checked_add(i as u16)
+                    .context("--queue-num plus --workers goes past queue 65535")?;
+                let nfq = NfQueue::open(queue)?;
+                let counters = Arc::new(Shared::default());
+                shared.push(counters.clone());
+                let (addrs, extra) = (addrs.clone(), args.local_ips.clone());
+                handles.push(spawn_worker(i, &stop, move || {
+                    NfqWorker::new(nfq, batch, extra, counters, addrs).map(|w| Box::new(w) as _)
+                })?);
+            }
+            tracing::info!(
+                "serving NFQUEUE {}..={} with {workers} worker(s); the kernel decapsulates",
+                args.queue_num,
+                usize::from(args.queue_num) + workers - 1,
+            );
         }
     }
 
     let snapshot = || Snapshot::sum(shared.iter().map(|s| &**s));
     stats_file.write(&snapshot())?;
-    tracing::info!(
-        "listening for GUE on {} with {} worker(s); local delivery via {}; stats in {}",
-        args.listen,
-        workers,
-        args.tun,
-        stats_file.path().display()
-    );
+    tracing::info!("stats in {}", stats_file.path().display());
     sd_notify("READY=1");
 
     let interval = Duration::from_millis(args.stats_interval_ms);
@@ -229,6 +249,54 @@ fn run(args: Args) -> Result<()> {
         s.send(&snap);
     }
     Ok(())
+}
+
+/// A packet loop of either front end.
+trait Run {
+    fn run(&mut self, stop: &AtomicBool);
+}
+
+impl Run for Worker {
+    fn run(&mut self, stop: &AtomicBool) {
+        Worker::run(self, stop)
+    }
+}
+
+impl Run for NfqWorker {
+    fn run(&mut self, stop: &AtomicBool) {
+        NfqWorker::run(self, stop)
+    }
+}
+
+/// Starts worker `i`: `build` runs on the new thread (the buffers are
+/// per thread) and its failure is reported here, before start-up goes on.
+fn spawn_worker(
+    i: usize,
+    stop: &Arc<AtomicBool>,
+    build: impl FnOnce() -> std::io::Result<Box<dyn Run>> + Send + 'static,
+) -> Result<thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<std::io::Result<()>>(1);
+    let worker_stop = stop.clone();
+    let h = thread::Builder::new()
+        .name(format!("redirect-{i}"))
+        .spawn(move || match build() {
+            Ok(mut w) => {
+                let _ = ready_tx.send(Ok(()));
+                w.run(&worker_stop);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        })
+        .context("cannot start a worker thread")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(h),
+        Ok(Err(e)) => {
+            stop.store(true, Ordering::Relaxed);
+            bail!("worker {i}: {e}")
+        }
+        Err(_) => bail!("worker {i} died while starting"),
+    }
 }
 
 /// Tells systemd (Type=notify) about our state; a no-op elsewhere.
