@@ -14,7 +14,7 @@
 mod support;
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 201, 2, 2);
 const PROXY1: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 2);
 const PROXY2: Ipv4Addr = Ipv4Addr::new(10, 201, 4, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 201, 100, 10);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x201, 1, 0, 0, 0, 0, 2);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x201, 0x100, 0, 0, 0, 0, 0x10);
 
 struct Topology {
     cli: Netns,
@@ -47,50 +49,60 @@ fn topology(tag: &str) -> Topology {
     let dir = Netns::new(format!("{p}-dir"));
     let px1 = Netns::new(format!("{p}-px1"));
     let px2 = Netns::new(format!("{p}-px2"));
-    link(
-        &rtr,
-        "to-cli",
-        "10.201.1.1/24",
-        &cli,
-        "eth0",
-        "10.201.1.2/24",
-    );
-    link(
-        &rtr,
-        "to-dir",
-        "10.201.2.1/24",
-        &dir,
-        "eth0",
-        "10.201.2.2/24",
-    );
-    link(
-        &rtr,
-        "to-px1",
-        "10.201.3.1/24",
-        &px1,
-        "eth0",
-        "10.201.3.2/24",
-    );
-    link(
-        &rtr,
-        "to-px2",
-        "10.201.4.1/24",
-        &px2,
-        "eth0",
-        "10.201.4.2/24",
-    );
-    for (ns, gw) in [
-        (&cli, "10.201.1.1"),
-        (&dir, "10.201.2.1"),
-        (&px1, "10.201.3.1"),
-        (&px2, "10.201.4.1"),
+    // IPv6 alongside, without duplicate address detection delays.
+    for ns in [&rtr, &cli, &dir, &px1, &px2] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    for (n, name, ns) in [
+        (1, "cli", &cli),
+        (2, "dir", &dir),
+        (3, "px1", &px1),
+        (4, "px2", &px2),
     ] {
-        ns.ip(&["route", "add", "default", "via", gw]);
+        let rif = format!("to-{name}");
+        link(
+            &rtr,
+            &rif,
+            &format!("10.201.{n}.1/24"),
+            ns,
+            "eth0",
+            &format!("10.201.{n}.2/24"),
+        );
+        rtr.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("fd00:201:{n}::1/64"),
+            "dev",
+            &rif,
+            "nodad",
+        ]);
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("fd00:201:{n}::2/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        ns.ip(&["route", "add", "default", "via", &format!("10.201.{n}.1")]);
+        ns.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("fd00:201:{n}::1"),
+        ]);
     }
     for px in [&px1, &px2] {
         px.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+        px.ip(&["-6", "addr", "add", &format!("{VIP6}/128"), "dev", "lo"]);
     }
     rtr.sysctl("net.ipv4.ip_forward", "1");
+    rtr.sysctl("net.ipv6.conf.all.forwarding", "1");
     // Replies come from the VIP on the proxies' links while the route to
     // the VIP points at the director: no reverse-path filtering here.
     for key in [
@@ -103,6 +115,14 @@ fn topology(tag: &str) -> Topology {
         rtr.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
     }
     rtr.ip(&["route", "add", &format!("{VIP}/32"), "via", "10.201.2.2"]);
+    rtr.ip(&[
+        "-6",
+        "route",
+        "add",
+        &format!("{VIP6}/128"),
+        "via",
+        "fd00:201:2::2",
+    ]);
     Topology {
         cli,
         dir,
@@ -113,14 +133,20 @@ fn topology(tag: &str) -> Topology {
     }
 }
 
+const VIPS: [IpAddr; 2] = [IpAddr::V4(VIP), IpAddr::V6(VIP6)];
+
 /// Table A: proxy2 draining, so every flow's hops are [proxy1, proxy2].
 fn table_a() -> glb_core::forward::Forwarder {
-    forwarder(&table_json(VIP, PROXY1, "active", PROXY2, "draining"))
+    forwarder(&table_json_binds(
+        &VIPS, PROXY1, "active", PROXY2, "draining",
+    ))
 }
 
 /// Table B: proxy1 draining, so every flow's hops are [proxy2, proxy1].
 fn table_b() -> glb_core::forward::Forwarder {
-    forwarder(&table_json(VIP, PROXY1, "draining", PROXY2, "active"))
+    forwarder(&table_json_binds(
+        &VIPS, PROXY1, "draining", PROXY2, "active",
+    ))
 }
 
 /// The hops the director will use for a client flow under `fw`.
@@ -151,7 +177,7 @@ fn second_chance_keeps_connections_alive_across_a_table_change() {
     let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
     let _s1 = start_server(&t.px1, "proxy1", VIP, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP, 80);
-    let director = Director::start(&t.dir, "gdir0", VIP, DIRECTOR, table_a());
+    let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
 
     // 1. Hops [proxy1, proxy2]: the SYN is taken by proxy1, which serves
     //    the connection and answers the client directly.
@@ -393,5 +419,80 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
     assert_eq!(got[0][6], 1);
     assert_eq!(&got[0][..6], &sent[..6]);
     assert_eq!(&got[0][7..], &sent[7..]);
+
+    // A health-check probe as glb-healthcheck sends it (ICMP echo inside
+    // GUE with no hops) is decapsulated and answered directly, not
+    // tunnelled back.
+    let icmp_sock = t.dir.enter(|| {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        s
+    });
+    let mut echo = vec![8, 0, 0, 0, 0x47, 0x4c, 0, 1];
+    echo.extend_from_slice(b"glb-redirect probe");
+    let c = glb_core::wire::checksum::checksum(&echo);
+    echo[2..4].copy_from_slice(&c.to_be_bytes());
+    let probe = gue(4, 0, &[], &ipv4(DIRECTOR, PROXY1, 1, &echo));
+    tx.send_to(&probe, (PROXY1, 19523)).unwrap();
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < PATIENCE, "no echo reply to the GUE probe");
+        let mut buf = [0u8; 1500];
+        let Ok(n) = (&icmp_sock).read(&mut buf) else {
+            tx.send_to(&probe, (PROXY1, 19523)).unwrap();
+            continue;
+        };
+        let pkt = &buf[..n];
+        let ihl = usize::from(pkt[0] & 0x0f) * 4;
+        if pkt[12..16] == PROXY1.octets() && pkt[9] == 1 && pkt[ihl] == 0 {
+            assert_eq!(&pkt[ihl + 4..ihl + 6], &[0x47, 0x4c], "our echo identifier");
+            assert_eq!(&pkt[ihl + 8..], b"glb-redirect probe");
+            break;
+        }
+    }
+    p1.wait_stats("the probe counted as ICMP taken locally", |s| {
+        s.get(Counter::AcceptedIcmp) >= 1
+    });
     p1.assert_running();
+}
+
+/// The same story with IPv6 inside the GUE (protocol 41): SYN taken
+/// locally, the established flow forwarded by proxy2 and found by
+/// proxy1's IPv6 socket lookup after the table change, new connections on
+/// proxy2.
+#[test]
+fn ipv6_inner_packets_take_the_same_path() {
+    let t = topology("v6");
+    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
+    let _s1 = start_server(&t.px1, "proxy1", VIP6, 80);
+    let _s2 = start_server(&t.px2, "proxy2", VIP6, 80);
+    let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
+
+    let mut c1 = connect(&t.cli, VIP6, 80);
+    assert_eq!(
+        c1.local_addr().unwrap().ip(),
+        IpAddr::V6(CLIENT6),
+        "the client speaks IPv6"
+    );
+    assert_eq!(ask(&mut c1, "one"), "proxy1:one");
+    p1.wait_stats("IPv6 SYN and established packets on proxy1", |s| {
+        s.get(Counter::AcceptedSyn) >= 1 && s.get(Counter::AcceptedEstablished) >= 1
+    });
+    assert_eq!(p2.get(Counter::Total), 0);
+
+    director.set_table(table_b());
+    assert_eq!(ask(&mut c1, "two"), "proxy1:two");
+    p2.wait_stats("proxy2 forwarding the IPv6 flow", |s| {
+        s.get(Counter::ForwardedToAlternate) >= 1
+    });
+    let mut c2 = connect(&t.cli, VIP6, 80);
+    assert_eq!(ask(&mut c2, "three"), "proxy2:three");
+    assert_eq!(ask(&mut c1, "four"), "proxy1:four");
+    assert_eq!(p1.get(Counter::DroppedUnsupportedInner), 0);
+    assert_eq!(p1.get(Counter::LocalDeliveryErrors), 0);
+    assert_eq!(p2.get(Counter::LocalDeliveryErrors), 0);
+    p1.assert_running();
+    p2.assert_running();
 }

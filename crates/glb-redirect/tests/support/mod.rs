@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -263,7 +263,8 @@ impl Drop for Daemon {
 /// A line-echo TCP server on `vip:port` inside `ns`: each line comes back
 /// prefixed with the server's name, so the client sees which proxy
 /// served it.
-pub fn start_server(ns: &Netns, name: &str, vip: Ipv4Addr, port: u16) -> JoinHandle<()> {
+pub fn start_server(ns: &Netns, name: &str, vip: impl Into<IpAddr>, port: u16) -> JoinHandle<()> {
+    let vip = vip.into();
     let listener = ns.enter(move || TcpListener::bind((vip, port)).expect("bind the VIP"));
     let name = name.to_owned();
     thread::spawn(move || {
@@ -284,9 +285,10 @@ pub fn start_server(ns: &Netns, name: &str, vip: Ipv4Addr, port: u16) -> JoinHan
 }
 
 /// A client connection made from inside `ns`.
-pub fn connect(ns: &Netns, vip: Ipv4Addr, port: u16) -> TcpStream {
+pub fn connect(ns: &Netns, vip: impl Into<IpAddr>, port: u16) -> TcpStream {
+    let vip = vip.into();
     let s = ns.enter(move || {
-        TcpStream::connect_timeout(&SocketAddrV4::new(vip, port).into(), PATIENCE)
+        TcpStream::connect_timeout(&SocketAddr::new(vip, port), PATIENCE)
             .expect("connect to the VIP")
     });
     s.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -306,12 +308,22 @@ pub fn ask(s: &mut TcpStream, line: &str) -> String {
 /// The forwarding table JSON for one bind and two proxies with the given
 /// states.
 pub fn table_json(vip: Ipv4Addr, p1: Ipv4Addr, s1: &str, p2: Ipv4Addr, s2: &str) -> String {
+    table_json_binds(&[vip.into()], p1, s1, p2, s2)
+}
+
+/// The same with one TCP port 80 bind per address.
+pub fn table_json_binds(vips: &[IpAddr], p1: Ipv4Addr, s1: &str, p2: Ipv4Addr, s2: &str) -> String {
+    let binds = vips
+        .iter()
+        .map(|v| format!(r#"{{"ip": "{v}", "proto": "tcp", "port": 80}}"#))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"{{"tables": [{{
             "name": "redirect-test",
             "hash_key": "12345678901234561234567890123456",
             "seed": "34567890123456783456789012345678",
-            "binds": [{{"ip": "{vip}", "proto": "tcp", "port": 80}}],
+            "binds": [{binds}],
             "backends": [
                 {{"ip": "{p1}", "state": "{s1}", "healthy": true}},
                 {{"ip": "{p2}", "state": "{s2}", "healthy": true}}
@@ -347,6 +359,18 @@ impl Director {
     /// Creates TUN `tun` in `ns`, routes `vip` into it and starts
     /// encapsulating with `src` as the outer source.
     pub fn start(ns: &Netns, tun: &str, vip: Ipv4Addr, src: Ipv4Addr, fw: Forwarder) -> Director {
+        Self::start_dual(ns, tun, vip, None, src, fw)
+    }
+
+    /// Like [`Director::start`], also routing the IPv6 VIP `vip6` into the TUN.
+    pub fn start_dual(
+        ns: &Netns,
+        tun: &str,
+        vip: Ipv4Addr,
+        vip6: Option<Ipv6Addr>,
+        src: Ipv4Addr,
+        fw: Forwarder,
+    ) -> Director {
         let tun_name = tun.to_owned();
         let (dev, raw) = ns.enter(move || {
             let dev = Tun::open(&tun_name).expect("director TUN");
@@ -361,6 +385,10 @@ impl Director {
         ns.ip(&["link", "set", tun, "up"]);
         ns.ip(&["route", "add", &format!("{vip}/32"), "dev", tun]);
         ns.sysctl("net.ipv4.ip_forward", "1");
+        if let Some(v6) = vip6 {
+            ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+            ns.ip(&["-6", "route", "add", &format!("{v6}/128"), "dev", tun]);
+        }
         let table = Arc::new(Mutex::new(Arc::new(fw)));
         let stop = Arc::new(AtomicBool::new(false));
         let routed = Arc::new(AtomicU64::new(0));
