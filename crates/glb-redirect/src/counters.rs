@@ -64,6 +64,31 @@ pub enum Counter {
 /// Number of counters.
 pub const COUNT: usize = Counter::ReceiveErrors as usize + 1;
 
+/// Every counter, in order.
+pub const ALL: [Counter; COUNT] = [
+    Counter::Total,
+    Counter::AcceptedSyn,
+    Counter::AcceptedLastResort,
+    Counter::AcceptedEstablished,
+    Counter::AcceptedSynCookie,
+    Counter::ForwardedToSelf,
+    Counter::ForwardedToAlternate,
+    Counter::AcceptedUdp,
+    Counter::AcceptedIcmp,
+    Counter::DroppedTruncated,
+    Counter::DroppedBadGueHeader,
+    Counter::DroppedBadHopCount,
+    Counter::DroppedUnknownProtocol,
+    Counter::DroppedBadInner,
+    Counter::DroppedUnsupportedInner,
+    Counter::DroppedInnerFragment,
+    Counter::SocketLookups,
+    Counter::SocketLookupErrors,
+    Counter::LocalDeliveryErrors,
+    Counter::ForwardErrors,
+    Counter::ReceiveErrors,
+];
+
 /// Counter names, in [`Counter`] order.
 pub const NAMES: [&str; COUNT] = [
     "total_packets",
@@ -255,6 +280,9 @@ mod tests {
         assert_eq!(Counter::ReceiveErrors.name(), "receive_errors");
         let mut seen = std::collections::HashSet::new();
         assert!(NAMES.iter().all(|n| seen.insert(*n)));
+        for (i, c) in ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
     }
 
     #[test]

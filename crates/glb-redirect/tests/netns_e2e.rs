@@ -15,6 +15,7 @@ mod support;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, UdpSocket};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -271,6 +272,8 @@ fn second_chance_keeps_connections_alive_across_a_table_change() {
     assert_eq!(p2.get(Counter::LocalDeliveryErrors), 0);
     p1.assert_running();
     p2.assert_running();
+    p1.assert_accounted();
+    p2.assert_accounted();
 }
 
 #[test]
@@ -455,6 +458,7 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
         s.get(Counter::AcceptedIcmp) >= 1
     });
     p1.assert_running();
+    p1.assert_accounted();
 }
 
 /// The same story with IPv6 inside the GUE (protocol 41): SYN taken
@@ -495,4 +499,91 @@ fn ipv6_inner_packets_take_the_same_path() {
     assert_eq!(p2.get(Counter::LocalDeliveryErrors), 0);
     p1.assert_running();
     p2.assert_running();
+    p1.assert_accounted();
+    p2.assert_accounted();
+}
+
+/// Start-up and shutdown as systemd sees them: READY=1 once serving,
+/// STOPPING=1 and exit status 0 on SIGTERM, the TUN device gone after;
+/// and a clear error with a non-zero status when start-up cannot succeed.
+#[test]
+fn systemd_readiness_clean_stop_and_startup_errors() {
+    require_root_and_ip();
+    let ns = Netns::new(unique_prefix("life"));
+    let tmp = tempfile::tempdir().unwrap();
+    let notify_path = tmp.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut d = Daemon::start_env(
+        "life",
+        &ns,
+        tmp.path(),
+        &["--tun", "glbr0"],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from the daemon");
+    assert_eq!(&buf[..n], b"READY=1");
+    ns.ip(&["link", "show", "glbr0"]);
+
+    let pid = libc::pid_t::try_from(d.child.id()).unwrap();
+    // SAFETY: kill only sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let n = notify.recv(&mut buf).expect("STOPPING=1 from the daemon");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = d.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}: {}",
+        d.log_text()
+    );
+    let gone = Command::new("ip")
+        .args(["-n", &ns.name, "link", "show", "glbr0"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!gone.success(), "the TUN device outlived the daemon");
+
+    // The GUE port is taken by a socket that does not share it.
+    let _taken = ns.enter(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 19523)).unwrap());
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_glb-redirect"),
+        ])
+        .args(["--tun", "glbr1", "--stats-file"])
+        .arg(tmp.path().join("taken.stats"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot bind UDP 0.0.0.0:19523"),
+        "stderr: {err}"
+    );
+    assert!(!tmp.path().join("taken.stats").exists());
+
+    // A TUN name the kernel cannot take.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_glb-redirect"),
+        ])
+        .args([
+            "--tun",
+            "a-name-far-too-long-for-linux",
+            "--listen",
+            "127.0.0.1:19600",
+        ])
+        .arg("--stats-file")
+        .arg(tmp.path().join("name.stats"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interface name"), "stderr: {err}");
 }

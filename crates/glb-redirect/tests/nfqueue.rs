@@ -178,4 +178,5 @@ fn nfqueue_mode_gives_verdicts_and_forwards() {
     assert_eq!(&bytes[..6], &unknown_ack[..6]);
     assert_eq!(&bytes[7..], &unknown_ack[7..]);
     d.assert_running();
+    d.assert_accounted();
 }

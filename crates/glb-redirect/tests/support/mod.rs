@@ -165,6 +165,17 @@ impl Daemon {
     /// Starts the daemon in `ns` and waits until its stats file appears
     /// (written once its sockets are bound).
     pub fn start(name: &str, ns: &Netns, dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_env(name, ns, dir, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_env(
+        name: &str,
+        ns: &Netns,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let stats = dir.join(format!("{name}.stats"));
         let log = dir.join(format!("{name}.log"));
         let log_file = File::create(&log).unwrap();
@@ -179,6 +190,7 @@ impl Daemon {
             .args(["--stats-interval-ms", "100"])
             .args(extra)
             .env("RUST_LOG", "glb_redirect=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
@@ -250,6 +262,31 @@ impl Daemon {
 
     pub fn get(&self, c: Counter) -> u64 {
         self.stats().get(c)
+    }
+
+    /// Checks that every datagram counted in `total_packets` has exactly
+    /// one outcome: accepted, forwarded, dropped, or a failed forward.
+    pub fn assert_accounted(&self) {
+        let s = self.stats();
+        let outcomes: u64 = glb_redirect::counters::NAMES
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                n.starts_with("accepted_")
+                    || n.starts_with("forwarded_")
+                    || n.starts_with("dropped_")
+                    || **n == "forward_errors"
+            })
+            .map(|(i, _)| glb_redirect::counters::ALL[i])
+            .map(|c| s.get(c))
+            .sum();
+        assert_eq!(
+            outcomes,
+            s.get(Counter::Total),
+            "{}: outcomes do not add up to total_packets:\n{}",
+            self.name,
+            s.render()
+        );
     }
 }
 
