@@ -514,17 +514,27 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     let notify_path = tmp.path().join("notify");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(PATIENCE)).unwrap();
+    let statsd = ns.enter(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+    statsd.set_read_timeout(Some(PATIENCE)).unwrap();
+    let statsd_addr = statsd.local_addr().unwrap().to_string();
     let mut d = Daemon::start_env(
         "life",
         &ns,
         tmp.path(),
-        &["--tun", "glbr0"],
+        &["--tun", "glbr0", "--statsd", &statsd_addr],
         &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
     );
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("READY=1 from the daemon");
     assert_eq!(&buf[..n], b"READY=1");
     ns.ip(&["link", "show", "glbr0"]);
+
+    // One runt datagram, so there is a counter to report.
+    let tx = ns.enter(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+    tx.send_to(&[1, 4, 0], "127.0.0.1:19523").unwrap();
+    d.wait_stats("the runt counted", |s| {
+        s.get(Counter::DroppedTruncated) == 1
+    });
 
     let pid = libc::pid_t::try_from(d.child.id()).unwrap();
     // SAFETY: kill only sends a signal to our own child process.
@@ -536,6 +546,19 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
         status.success(),
         "exit status after SIGTERM: {status}: {}",
         d.log_text()
+    );
+    // The final counters went to statsd on the way out.
+    let mut sbuf = [0u8; 2048];
+    let n = statsd.recv(&mut sbuf).expect("statsd counters");
+    let text = String::from_utf8_lossy(&sbuf[..n]).into_owned();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "glb_redirect.dropped_truncated_packets:1|c",
+            "glb_redirect.total_packets:1|c"
+        ]
     );
     let gone = Command::new("ip")
         .args(["-n", &ns.name, "link", "show", "glbr0"])
