@@ -468,7 +468,13 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
 #[test]
 fn ipv6_inner_packets_take_the_same_path() {
     let t = topology("v6");
-    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+    // Two workers here: two SO_REUSEPORT sockets and two TUN queues.
+    let mut p1 = Daemon::start(
+        "proxy1",
+        &t.px1,
+        t.tmp.path(),
+        &["--tun", "glbr0", "--workers", "2"],
+    );
     let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
     let _s1 = start_server(&t.px1, "proxy1", VIP6, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP6, 80);
