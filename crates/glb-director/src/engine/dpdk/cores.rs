@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
-use glb_core::encap::EncapParams;
+use glb_core::encap::Encapsulator;
 use glb_core::forward::Forwarder;
 
 use crate::dpdk::eal;
 use crate::dpdk::ethdev::{RxQueue, TxQueue};
 use crate::dpdk::mbuf::{BURST, Mbuf, MbufBatch};
 use crate::dpdk::ring::{Consumer, Producer};
-use crate::path::{CoreCounters, Verdict, process_batch};
+use crate::path::{CoreCounters, Verdict, process_batch_with};
 
 /// Transmit attempts for a batch before the rest is dropped.
 const TX_ATTEMPTS: usize = 8;
@@ -194,7 +194,7 @@ pub struct RtcPath {
     /// Index of the transmit queue they leave by.
     pub tx: usize,
     /// Outer headers for that transmit port.
-    pub params: EncapParams,
+    pub enc: Encapsulator,
     /// Index of the exception link for this port, if enabled.
     pub kni: Option<usize>,
 }
@@ -271,9 +271,9 @@ impl RtcJob {
                     continue;
                 }
                 work += batch.len();
-                process_batch(
+                process_batch_with(
                     fwd,
-                    &p.params,
+                    &p.enc,
                     batch.as_mut_slice(),
                     &mut verdicts,
                     &stats.counters,
@@ -479,7 +479,7 @@ pub struct WorkerJob {
     /// Unmatched packets back to it, when it has the exception path.
     pub unmatched: Option<Producer>,
     /// By receive port id: the outer headers for the port it leaves by.
-    pub params_for_port: Vec<Option<EncapParams>>,
+    pub enc_for_port: Vec<Option<Encapsulator>>,
 }
 
 impl WorkerJob {
@@ -521,15 +521,14 @@ impl WorkerJob {
                         .position(|m| m.port() != port)
                         .map_or(frames.len(), |k| i + k);
                     match self
-                        .params_for_port
+                        .enc_for_port
                         .get(usize::from(port))
-                        .copied()
-                        .flatten()
+                        .and_then(Option::as_ref)
                     {
-                        Some(params) => {
-                            process_batch(
+                        Some(enc) => {
+                            process_batch_with(
                                 fwd,
-                                &params,
+                                enc,
                                 &mut frames[i..j],
                                 &mut verdicts,
                                 &stats.counters,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use glb_core::encap::EncapParams;
+use glb_core::encap::Encapsulator;
 use glb_core::forward::Forwarder;
 use glb_core::wire::ethernet;
 use tracing::{debug, info, warn};
@@ -114,7 +114,9 @@ fn mac_string(mac: [u8; 6]) -> String {
 
 /// Buffers the pool needs: every descriptor of every queue, every ring
 /// slot, and each lcore's cache and in-flight bursts, rounded up to one
-/// less than a power of two (DPDK's most efficient size).
+/// less than a power of two (DPDK's most efficient size), and at least
+/// 16,383 (about 36 MiB) so that a looping `net_pcap` test device can
+/// preload a capture of 10,000 frames.
 pub fn pool_size(plan: &Plan, opts: &Options) -> u32 {
     let q = u64::from(plan.queues);
     let mut n = plan.ports.len() as u64 * q * u64::from(opts.rx_desc + opts.tx_desc);
@@ -128,7 +130,7 @@ pub fn pool_size(plan: &Plan, opts: &Options) -> u32 {
         * 3;
     n += rings * u64::from(RING_SIZE);
     n += (plan.cores.len() as u64 + 1) * (u64::from(POOL_CACHE) + 8 * BURST as u64);
-    let n = n.max(8192).next_power_of_two() - 1;
+    let n = n.max(16_384).next_power_of_two() - 1;
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -415,7 +417,7 @@ fn take<K: Ord + Copy + std::fmt::Debug, V>(
         .ok_or_else(|| StartError::Setup(format!("{what} {key:?} is not available")))
 }
 
-fn by_port<T: Copy>(pairs: impl IntoIterator<Item = (u16, T)>) -> Vec<Option<T>> {
+fn by_port<T: Clone>(pairs: impl IntoIterator<Item = (u16, T)>) -> Vec<Option<T>> {
     let mut v = Vec::new();
     for (p, t) in pairs {
         let i = usize::from(p);
@@ -441,8 +443,8 @@ fn build_jobs(
     tap_rx: &mut BTreeMap<(u16, u16), RxQueue>,
     tap_tx: &mut BTreeMap<(u16, u16), TxQueue>,
 ) -> Result<Vec<(u32, LcoreJob)>, StartError> {
-    let params_for = |tx_port: u16| -> EncapParams {
-        cfg.encap_params(macs.get(&tx_port).copied().unwrap_or_default())
+    let enc_for = |tx_port: u16| -> Encapsulator {
+        Encapsulator::new(cfg.encap_params(macs.get(&tx_port).copied().unwrap_or_default()))
     };
     let ctx = |c: &CorePlan| CoreCtx {
         shared: Arc::clone(shared),
@@ -506,7 +508,7 @@ fn build_jobs(
                             .iter()
                             .position(|&q| q == (fp.tx_port, fp.tx_queue))
                             .unwrap_or(0),
-                        params: params_for(fp.tx_port),
+                        enc: enc_for(fp.tx_port),
                         kni: kni.iter().position(|k| k.port == fp.rx_port),
                     });
                 }
@@ -563,10 +565,10 @@ fn build_jobs(
                     from,
                     done,
                     unmatched: c.kni.then_some(unmatched),
-                    params_for_port: by_port(
+                    enc_for_port: by_port(
                         dist.flow_paths
                             .iter()
-                            .map(|fp| (fp.rx_port, params_for(fp.tx_port))),
+                            .map(|fp| (fp.rx_port, enc_for(fp.tx_port))),
                     ),
                 };
                 Box::new(move || job.run())
