@@ -28,7 +28,7 @@ BUILD_PACKAGES=(build-essential pkg-config libclang-dev libdpdk-dev libpcap-dev)
 
 # What the tests use besides the build: dpdk-testpmd (dpdk-dev), unshare
 # (util-linux), ip (iproute2), tshark for the dissector.
-TEST_PACKAGES=(dpdk dpdk-dev iproute2 util-linux)
+TEST_PACKAGES=(dpdk dpdk-dev iproute2 util-linux iptables procps)
 
 # Reserve 2 MiB hugepages for DPDK runs that use them (--in-memory). Runs
 # with --no-huge work without this; the reservation is not persistent.
