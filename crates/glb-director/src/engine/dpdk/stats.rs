@@ -88,10 +88,12 @@ pub fn metric_lines(prev: &Sample, now: &Sample, queues: u16) -> Vec<String> {
                 c.encap_success,
                 d.encap_success,
             ),
+            // Matched but not sent on: no route (cut-off headers, IPv6
+            // proxy) or no room for the outer headers.
             (
                 "core.packets.encap.failure",
-                c.encap_failure,
-                d.encap_failure,
+                c.route_failed + c.encap_failure,
+                d.route_failed + d.encap_failure,
             ),
             ("core.packets.eth_tx_sent", c.eth_tx_sent, d.eth_tx_sent),
             ("core.packets.kni_tx_sent", c.kni_tx_sent, d.kni_tx_sent),
@@ -187,6 +189,8 @@ mod tests {
         now.ports.insert(3, n);
         let mut c = CoreSample::default();
         c.counters.encap_success = 7;
+        c.counters.route_failed = 2;
+        c.counters.encap_failure = 1;
         c.reloads = 1;
         now.cores.insert(2, c);
 
@@ -199,6 +203,7 @@ mod tests {
             "glb_director_ng.queue.packets.rx:5|c|#port:3,queue:1",
             "glb_director_ng.queue.packets.rx:0|c|#port:3,queue:0",
             "glb_director_ng.core.packets.encap.success:7|c|#core:2",
+            "glb_director_ng.core.packets.encap.failure:3|c|#core:2",
             "glb_director_ng.core.packets.kni_tx_sent:0|c|#core:2",
             "glb_director_ng.core.config_reload_count:1|c|#core:2",
         ] {
