@@ -50,10 +50,14 @@ struct Args {
     /// without packets, it sleeps between polls.
     #[arg(long, value_name = "POLLS", default_value_t = IdlePolicy::default().spin_polls)]
     idle_spin_polls: u32,
-    /// How long an idle core sleeps per poll, in microseconds; 0 turns
-    /// the back-off off (cores always busy-poll).
+    /// First sleep of an idle core, in microseconds; each further empty
+    /// poll doubles it up to --idle-max-sleep-us. 0 turns the back-off off
+    /// (cores always busy-poll).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = IdlePolicy::default().sleep.as_micros() as u64)]
     idle_sleep_us: u64,
+    /// Longest sleep of an idle core, in microseconds.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = IdlePolicy::default().max_sleep.as_micros() as u64)]
+    idle_max_sleep_us: u64,
 }
 
 /// How often metrics go to statsd (SPEC §9).
@@ -135,6 +139,7 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         idle: IdlePolicy {
             spin_polls: args.idle_spin_polls,
             sleep: Duration::from_micros(args.idle_sleep_us),
+            max_sleep: Duration::from_micros(args.idle_max_sleep_us),
         },
         ..Options::default()
     };

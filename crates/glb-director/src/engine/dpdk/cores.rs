@@ -58,13 +58,18 @@ fn add(a: &AtomicU64, n: usize) {
     }
 }
 
-/// How a core behaves when it has nothing to do.
+/// How a core behaves when it has nothing to do: first `spin_polls`
+/// empty polls with a CPU pause, then sleeps that start at `sleep` and
+/// double with every further empty poll up to `max_sleep`. The first
+/// packet resets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdlePolicy {
     /// Empty polls answered with a CPU pause before sleeping.
     pub spin_polls: u32,
-    /// Sleep per empty poll after that; zero never sleeps (busy polling).
+    /// First sleep; zero never sleeps (busy polling).
     pub sleep: Duration,
+    /// Longest sleep.
+    pub max_sleep: Duration,
 }
 
 impl Default for IdlePolicy {
@@ -72,6 +77,7 @@ impl Default for IdlePolicy {
         IdlePolicy {
             spin_polls: 1024,
             sleep: Duration::from_micros(100),
+            max_sleep: Duration::from_micros(1000),
         }
     }
 }
@@ -79,24 +85,32 @@ impl Default for IdlePolicy {
 struct Idle {
     policy: IdlePolicy,
     empty: u32,
+    next_sleep: Duration,
 }
 
 impl Idle {
     fn new(policy: IdlePolicy) -> Self {
-        Idle { policy, empty: 0 }
+        Idle {
+            policy,
+            empty: 0,
+            next_sleep: policy.sleep,
+        }
     }
 
     #[inline]
     fn after(&mut self, work: usize) {
         if work > 0 {
             self.empty = 0;
+            self.next_sleep = self.policy.sleep;
             return;
         }
         self.empty = self.empty.saturating_add(1);
         if self.policy.sleep.is_zero() || self.empty < self.policy.spin_polls {
             eal::pause();
         } else {
-            std::thread::sleep(self.policy.sleep);
+            std::thread::sleep(self.next_sleep);
+            self.next_sleep =
+                (self.next_sleep * 2).min(self.policy.max_sleep.max(self.policy.sleep));
         }
     }
 }
