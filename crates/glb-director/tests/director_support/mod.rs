@@ -328,13 +328,13 @@ impl Netns {
         run(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
-        for key in ["all", "default"] {
-            ns.exec(&[
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
-            ]);
-        }
+        // /proc/sys/net belongs to the namespace of the thread using it.
+        // A kernel without IPv6 has nothing to turn off.
+        ns.enter(|| {
+            for key in ["all", "default"] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{key}/disable_ipv6"), "1");
+            }
+        });
         ns
     }
 
