@@ -171,7 +171,13 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64);
     let mut next_print = print_every.map(|d| started + d);
+    let mut core_failure = None;
     while !signals.stop.load(Ordering::SeqCst) {
+        let exited = director.exited_cores();
+        if !exited.is_empty() {
+            core_failure = Some(exited);
+            break;
+        }
         if signals.reload.swap(false, Ordering::SeqCst) {
             match load_table(&args.forwarding_table, cfg.route_options()) {
                 Ok(fwd) => {
@@ -231,6 +237,9 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
             buffers = report.buffers_in_use,
             "buffers not returned to the pool"
         );
+    }
+    if let Some(cores) = core_failure {
+        bail!("lcore(s) {cores:?} stopped working on their own; the director stopped");
     }
     if !report.failed_lcores.is_empty() {
         bail!(

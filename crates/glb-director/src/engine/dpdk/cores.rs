@@ -49,6 +49,8 @@ pub struct CoreStats {
     pub reloads: AtomicU64,
     /// Packets dropped because a port or ring kept refusing them.
     pub dropped: AtomicU64,
+    /// Set when the core's loop has returned.
+    pub exited: AtomicBool,
 }
 
 #[inline]

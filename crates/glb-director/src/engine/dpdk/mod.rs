@@ -294,7 +294,13 @@ impl Director {
             retired: Vec::new(),
             queues: plan.queues,
         };
-        for (lcore, job) in jobs {
+        for (slot, (lcore, job)) in jobs.into_iter().enumerate() {
+            let shared = Arc::clone(&director.shared);
+            let job: LcoreJob = Box::new(move || {
+                let rc = job();
+                shared.cores[slot].exited.store(true, Ordering::SeqCst);
+                rc
+            });
             if let Err(e) = eal.launch(lcore, job) {
                 let _ = director.stop(eal);
                 return Err(e.into());
@@ -354,6 +360,20 @@ impl Director {
             );
         }
         s
+    }
+
+    /// Lcores whose loop has returned although the director was not
+    /// told to stop (it is then short of a core and should stop).
+    pub fn exited_cores(&self) -> Vec<u32> {
+        if !self.shared.running.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.shared
+            .cores
+            .iter()
+            .filter(|c| c.exited.load(Ordering::SeqCst))
+            .map(|c| c.lcore)
+            .collect()
     }
 
     /// Queues per port.
