@@ -86,18 +86,6 @@ impl Mbuf {
         // SAFETY: the flag says the hash union holds the RSS hash.
         Some(unsafe { sys::glb_rte_pktmbuf_rss_hash(self.0.as_ptr()) })
     }
-
-    /// Replaces the content with `frame`; false if it does not fit.
-    pub fn set_frame(&mut self, frame: &[u8]) -> bool {
-        let (buf, _, _) = self.parts();
-        let head = sys::RTE_PKTMBUF_HEADROOM as usize;
-        let Some(dst) = buf.get_mut(head..head + frame.len()) else {
-            return false;
-        };
-        dst.copy_from_slice(frame);
-        self.set_bounds(head, frame.len());
-        true
-    }
 }
 
 impl FrameBuf for Mbuf {
