@@ -299,6 +299,15 @@ impl Classifier {
         }
     }
 
+    /// [`Classifier::classify`] of a [`Lookup::Transport`] to an IPv4
+    /// destination.
+    #[inline]
+    pub fn classify_v4_transport(&self, proto: u8, dst: [u8; 4], dst_port: u16) -> Option<usize> {
+        self.v4
+            .transport(proto, u32::from_be_bytes(dst), dst_port)
+            .map(|t| t as usize)
+    }
+
     /// The table a packet belongs to, or `None` when no bind matches.
     #[inline]
     pub fn classify(&self, lookup: &Lookup) -> Option<usize> {

@@ -11,7 +11,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{Decision, Forwarder, Route};
+use glb_core::forward::{Decision, Forwarder, Pending, Route};
+
+use crate::dpdk::prefetch;
 
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
@@ -194,27 +196,51 @@ struct BatchCounts {
 /// Processes one frame: classify, route, encapsulate in place.
 #[inline]
 pub fn process_one<F: FrameBuf>(fwd: &Forwarder, enc: &Encapsulator, frame: &mut F) -> Verdict {
+    let pending = start(fwd, frame);
+    complete(fwd, enc, frame, &pending)
+}
+
+/// Classifies and hashes a frame (see [`Forwarder::start_frame`]).
+#[inline]
+fn start<F: FrameBuf>(fwd: &Forwarder, frame: &mut F) -> Pending {
     let (buf, start, len) = frame.parts();
-    let Some(bytes) = start.checked_add(len).and_then(|end| buf.get(start..end)) else {
-        return Verdict::Unclassified;
-    };
-    match fwd.route_frame(bytes) {
+    match start.checked_add(len).and_then(|end| buf.get(start..end)) {
+        Some(bytes) => fwd.start_frame(bytes),
+        None => Pending::UNCLASSIFIED,
+    }
+}
+
+/// Finishes the route and encapsulates.
+#[inline]
+fn complete<F: FrameBuf>(
+    fwd: &Forwarder,
+    enc: &Encapsulator,
+    frame: &mut F,
+    pending: &Pending,
+) -> Verdict {
+    match fwd.finish(pending) {
         Decision::Unclassified => Verdict::Unclassified,
         Decision::RouteFailed { table } => Verdict::RouteFailed { table },
         // By reference: moving the route right after it was written costs
         // a store-forwarding stall per packet.
-        Decision::Forward(ref route) => match enc.encapsulate(buf, start, route) {
-            Ok((s, l)) => {
-                frame.set_bounds(s, l);
-                Verdict::Forward(*route)
+        Decision::Forward(ref route) => {
+            let (buf, start, _) = frame.parts();
+            match enc.encapsulate(buf, start, route) {
+                Ok((s, l)) => {
+                    frame.set_bounds(s, l);
+                    Verdict::Forward(*route)
+                }
+                Err(error) => Verdict::EncapFailed {
+                    table: route.table,
+                    error,
+                },
             }
-            Err(error) => Verdict::EncapFailed {
-                table: route.table,
-                error,
-            },
-        },
+        }
     }
 }
+
+/// Frames started before the first one is finished.
+const STAGE: usize = 32;
 
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
 /// in order; `counters` is updated once. The outer-header template for
@@ -241,8 +267,34 @@ pub fn process_batch_with<F: FrameBuf>(
 ) {
     verdicts.clear();
     let mut c = BatchCounts::default();
-    for f in frames.iter_mut() {
-        let v = process_one(fwd, enc, f);
+    let mut pending = [Pending::UNCLASSIFIED; STAGE];
+    for chunk in frames.chunks_mut(STAGE) {
+        // Hash the whole chunk first and prefetch the rows the routes
+        // need, so that their cache misses overlap instead of stalling
+        // each frame in turn.
+        for (f, p) in chunk.iter_mut().zip(pending.iter_mut()) {
+            *p = start(fwd, f);
+            let [main, alt] = fwd.rows_to_read(p);
+            if let Some(row) = main {
+                prefetch(row);
+            }
+            if let Some(row) = alt {
+                prefetch(row);
+            }
+        }
+        for (f, p) in chunk.iter_mut().zip(&pending) {
+            let v = complete(fwd, enc, f, p);
+            c.count(&v);
+            verdicts.push(v);
+        }
+    }
+    counters.absorb(&c);
+}
+
+impl BatchCounts {
+    #[inline]
+    fn count(&mut self, v: &Verdict) {
+        let c = self;
         c.total += 1;
         match v {
             Verdict::Forward(_) => {
@@ -259,7 +311,5 @@ pub fn process_batch_with<F: FrameBuf>(
                 c.encap_failure += 1;
             }
         }
-        verdicts.push(v);
     }
-    counters.absorb(&c);
 }

@@ -10,7 +10,7 @@ use glb_core::encap::{EncapParams, Encapsulator, MAX_EXTRA_HEADROOM, header_len}
 use glb_core::flow::HashFields;
 use glb_core::forward::{Forwarder, RouteOptions};
 use glb_core::model::{Bind, Proto};
-use glb_core::packet::{Lookup, inspect};
+use glb_core::packet::{Lookup, inspect, inspect_v4_transport};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
 use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_one};
@@ -56,8 +56,67 @@ fn params() -> EncapParams {
     }
 }
 
+/// All four hash fields and no alternate set: the other shape of route.
+fn all_fields() -> &'static Forwarder {
+    use std::sync::OnceLock;
+    static F: OnceLock<Forwarder> = OnceLock::new();
+    F.get_or_init(|| {
+        let json = tables_json(&[(
+            KEY,
+            r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+               {"ip": "0.0.0.0/1", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+            &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+        )]);
+        let bin = compile(&json);
+        Forwarder::new(
+            &TableFile::parse(&bin).unwrap(),
+            RouteOptions {
+                hash_fields: HashFields::parse_list("src_addr,dst_addr,src_port,dst_port").unwrap(),
+                ..RouteOptions::default()
+            },
+        )
+        .unwrap()
+    })
+}
+
+/// The IPv4 TCP/UDP shortcut decides exactly as the general path.
+fn check_shortcut(fwd: &Forwarder, input: &[u8]) {
+    for f in [fwd, all_fields()] {
+        assert_eq!(f.route_frame(input), f.route(&inspect(input)));
+    }
+    let ins = inspect(input);
+    match inspect_v4_transport(input) {
+        Some(p) => {
+            assert_eq!(
+                ins.lookup,
+                Lookup::Transport {
+                    proto: p.proto,
+                    dst: p.dst.into(),
+                    dst_port: p.dst_port
+                }
+            );
+            assert_eq!(ins.flow.src, std::net::IpAddr::from(p.src));
+            assert_eq!(ins.flow.src_port, p.src_port);
+            assert_eq!((ins.ip_offset, ins.ip_len), (14, usize::from(p.ip_len)));
+            assert_eq!(ins.routable(), p.complete);
+        }
+        None => assert!(
+            !matches!(
+                ins.lookup,
+                Lookup::Transport {
+                    dst: std::net::IpAddr::V4(_),
+                    ..
+                }
+            ),
+            "shortcut missed {:?}",
+            ins.lookup
+        ),
+    }
+}
+
 /// Runs one frame through the path and checks the output's shape.
 fn check(fwd: &Forwarder, input: &[u8]) {
+    check_shortcut(fwd, input);
     let mut f = OwnedFrame::new(input, HEADROOM);
     let v = process_one(fwd, &Encapsulator::new(params()), &mut f);
     if let Verdict::Forward(r) = v {
