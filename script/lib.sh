@@ -44,3 +44,27 @@ ensure_hugepages() {
         mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
     fi
 }
+
+# Sums test counts in a log and prints "P F S" (passed, failed, skipped).
+# With "cargo", counts cargo's "test result:" lines; otherwise the plain
+# "N passed, M failed[, K skipped]" lines the shell test scripts print.
+count_tests() {
+    local kind=$1 log=$2
+    if [ "$kind" = cargo ]; then
+        awk '/^test result:/ {
+                for (i = 1; i < NF; i++) {
+                    if ($(i+1) ~ /^passed;/) p += $i
+                    if ($(i+1) ~ /^failed;/) f += $i
+                    if ($(i+1) ~ /^ignored;/) s += $i
+                }
+             }
+             END { print p+0, f+0, s+0 }' "$log"
+    else
+        awk 'match($0, /^([A-Za-z_-]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/) {
+                sub(/^[A-Za-z_-]+: /, "")
+                gsub(/,/, "")
+                p += $1; f += $3; if (NF >= 5) s += $5
+             }
+             END { print p+0, f+0, s+0 }' "$log"
+    fi
+}
