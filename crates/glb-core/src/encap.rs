@@ -131,7 +131,7 @@ impl Encapsulator {
     /// routed by `route`. Returns the encapsulated frame's start and length
     /// in `buf`; everything after the inner IP packet (Ethernet padding)
     /// is left out. On error the buffer is untouched.
-    #[inline]
+    #[inline(always)]
     pub fn encapsulate(
         &self,
         buf: &mut [u8],
@@ -163,7 +163,12 @@ impl Encapsulator {
         let n = rest.len() as u8;
 
         let (head, inner_bytes) = buf[start..end].split_at_mut(hdr);
-        head[..FIXED_HEADER_LEN].copy_from_slice(&self.template);
+        // `hdr` is at least the fixed part; a fixed-size view of it lets
+        // every field store below go unchecked.
+        let Some((fixed, hop_area)) = head.split_first_chunk_mut::<FIXED_HEADER_LEN>() else {
+            return Err(EncapError::OutOfBounds);
+        };
+        *fixed = self.template;
 
         // Checksums are summed from the values rather than read back from
         // the buffer: reading freshly written narrow stores as wide words
@@ -171,21 +176,38 @@ impl Encapsulator {
         let dst_sum = halves(first);
         let ip_sum = self.ip_const + u64::from(ip_total) + dst_sum;
         {
-            let mut ip = ipv4::Packet::new_unchecked(&mut head[IP_AT..UDP_AT]);
+            let mut ip = ipv4::Packet::new_unchecked(&mut fixed[IP_AT..UDP_AT]);
             ip.set_total_len(ip_total);
             ip.set_dst_addr(first);
             ip.set_checksum(!checksum::fold(ip_sum));
         }
-        let mut hop_sum = 0u64;
         {
-            let mut g = gue::Packet::new_unchecked(&mut head[GUE_AT..]);
+            let mut g = gue::Packet::new_unchecked(&mut fixed[GUE_AT..]);
             g.set_hlen(1 + n);
             g.set_protocol(route.gue_proto);
             g.set_hop_count(n);
-            for (i, h) in rest.iter().enumerate() {
-                g.set_hop(i, *h);
-                hop_sum += halves(*h);
+        }
+        // Unrolled: as a loop the compiler turns this into a library call
+        // for what is usually four bytes.
+        let mut hop_sum = 0u64;
+        let mut put_hop = |i: usize, h: Ipv4Addr| {
+            if let Some(slot) = hop_area.get_mut(4 * i..4 * i + 4) {
+                slot.copy_from_slice(&h.octets());
             }
+            hop_sum += halves(h);
+        };
+        match *rest {
+            [a] => put_hop(0, a),
+            [a, b] => {
+                put_hop(0, a);
+                put_hop(1, b);
+            }
+            [a, b, c] => {
+                put_hop(0, a);
+                put_hop(1, b);
+                put_hop(2, c);
+            }
+            _ => {}
         }
         let csum = if self.params.udp_checksum {
             let sum = self.udp_const
@@ -205,7 +227,7 @@ impl Encapsulator {
             0
         };
         {
-            let mut u = udp::Packet::new_unchecked(&mut head[UDP_AT..GUE_AT]);
+            let mut u = udp::Packet::new_unchecked(&mut fixed[UDP_AT..GUE_AT]);
             u.set_src_port(sport);
             u.set_len(udp_len);
             u.set_checksum(csum);

@@ -197,15 +197,29 @@ impl Forwarder {
 
     /// The first half of [`Forwarder::route_frame`]: classification and
     /// flow hashing, everything but reading the table rows. A batch goes
-    /// faster when every frame is started, the rows they need are
-    /// prefetched ([`Forwarder::rows_to_read`]), and only then are the
-    /// routes finished ([`Forwarder::finish`]).
+    /// faster through a [`BatchRouter`]: every frame is started, the rows
+    /// they need are prefetched ([`Forwarder::rows_to_read`]), and only
+    /// then are the routes finished ([`Forwarder::finish`]).
     #[inline]
     pub fn start_frame(&self, frame: &[u8]) -> Pending {
-        match inspect_v4_transport(frame) {
-            Some(p) => self.start_v4_transport(&p),
-            None => self.start(&inspect(frame)),
+        let mut p = Pending::UNCLASSIFIED;
+        self.batch().start_frame_into(frame, &mut p);
+        p
+    }
+
+    /// Starts routing a batch of frames (see [`BatchRouter`]).
+    #[inline]
+    pub fn batch(&self) -> BatchRouter<'_> {
+        BatchRouter {
+            fwd: self,
+            last_key: 0,
+            last_table: None,
         }
+    }
+
+    #[inline(never)]
+    fn start_general(&self, frame: &[u8], out: &mut Pending) {
+        *out = self.start(&inspect(frame));
     }
 
     /// The first half of [`Forwarder::route`].
@@ -224,7 +238,10 @@ impl Forwarder {
         Pending(Stage::Hashed(Hashed {
             table,
             hash: hash_of(self.options.hash_fields),
-            alt_hash: self.options.alt_hash_fields.map_or(0, hash_of),
+            alt_hash: match self.options.alt_hash_fields {
+                Some(fields) => hash_of(fields),
+                None => 0,
+            },
             flow_hint: ins.flow_hint,
             gue_proto: ins.gue_proto,
             ip_offset: ins.ip_offset,
@@ -232,12 +249,9 @@ impl Forwarder {
         }))
     }
 
-    #[inline]
-    fn start_v4_transport(&self, p: &V4Transport) -> Pending {
-        let Some(table) = self
-            .classifier
-            .classify_v4_transport(p.proto, p.dst, p.dst_port)
-        else {
+    #[inline(always)]
+    fn start_v4_transport(&self, p: &V4Transport, table: Option<usize>) -> Pending {
+        let Some(table) = table else {
             return Pending(Stage::Unclassified);
         };
         if !p.complete {
@@ -252,7 +266,10 @@ impl Forwarder {
         Pending(Stage::Hashed(Hashed {
             table,
             hash: hash_of(self.options.hash_fields),
-            alt_hash: self.options.alt_hash_fields.map_or(0, hash_of),
+            alt_hash: match self.options.alt_hash_fields {
+                Some(fields) => hash_of(fields),
+                None => 0,
+            },
             flow_hint: p.src_port,
             gue_proto: ip_proto::IPV4,
             ip_offset: ethernet::HEADER_LEN,
@@ -313,6 +330,47 @@ impl Forwarder {
             ip_offset: h.ip_offset,
             ip_len: h.ip_len,
         })
+    }
+}
+
+/// Starts the routes of one batch of frames ([`Forwarder::start_frame`]
+/// for each), remembering the last IPv4 TCP/UDP classification: frames
+/// to the same destination, protocol and port as the one before — most
+/// of a burst, on a director with few VIPs — skip the bind lookup. The
+/// memory lives as long as the borrow of its [`Forwarder`], so it never
+/// outlasts a table reload.
+#[derive(Debug)]
+pub struct BatchRouter<'f> {
+    fwd: &'f Forwarder,
+    /// Protocol, destination port and address of the last lookup; 0 (no
+    /// protocol) before the first.
+    last_key: u64,
+    last_table: Option<usize>,
+}
+
+impl BatchRouter<'_> {
+    /// [`Forwarder::start_frame`] writing into `out`, typically a slot of
+    /// the caller's array for the batch.
+    // Writing in place, with the general case out of line: a Pending
+    // built in a temporary is written field by field and then copied as
+    // wide words, which stalls store forwarding on every frame.
+    #[inline(always)]
+    pub fn start_frame_into(&mut self, frame: &[u8], out: &mut Pending) {
+        let Some(p) = inspect_v4_transport(frame) else {
+            self.fwd.start_general(frame, out);
+            return;
+        };
+        let key = (u64::from(p.proto) << 48)
+            | (u64::from(p.dst_port) << 32)
+            | u64::from(u32::from_ne_bytes(p.dst));
+        if key != self.last_key {
+            self.last_key = key;
+            self.last_table = self
+                .fwd
+                .classifier
+                .classify_v4_transport(p.proto, p.dst, p.dst_port);
+        }
+        *out = self.fwd.start_v4_transport(&p, self.last_table);
     }
 }
 

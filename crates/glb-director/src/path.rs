@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{Decision, Forwarder, Pending, Route};
+use glb_core::forward::{BatchRouter, Decision, Forwarder, Pending, Route};
 
 use crate::dpdk::prefetch;
 
@@ -196,22 +196,24 @@ struct BatchCounts {
 /// Processes one frame: classify, route, encapsulate in place.
 #[inline]
 pub fn process_one<F: FrameBuf>(fwd: &Forwarder, enc: &Encapsulator, frame: &mut F) -> Verdict {
-    let pending = start(fwd, frame);
+    let mut pending = Pending::UNCLASSIFIED;
+    start(&mut fwd.batch(), frame, &mut pending);
     complete(fwd, enc, frame, &pending)
 }
 
-/// Classifies and hashes a frame (see [`Forwarder::start_frame`]).
-#[inline]
-fn start<F: FrameBuf>(fwd: &Forwarder, frame: &mut F) -> Pending {
+/// Classifies and hashes a frame into `out` (see
+/// [`BatchRouter::start_frame_into`]).
+#[inline(always)]
+fn start<F: FrameBuf>(router: &mut BatchRouter<'_>, frame: &mut F, out: &mut Pending) {
     let (buf, start, len) = frame.parts();
     match start.checked_add(len).and_then(|end| buf.get(start..end)) {
-        Some(bytes) => fwd.start_frame(bytes),
-        None => Pending::UNCLASSIFIED,
+        Some(bytes) => router.start_frame_into(bytes, out),
+        None => *out = Pending::UNCLASSIFIED,
     }
 }
 
 /// Finishes the route and encapsulates.
-#[inline]
+#[inline(always)]
 fn complete<F: FrameBuf>(
     fwd: &Forwarder,
     enc: &Encapsulator,
@@ -266,14 +268,31 @@ pub fn process_batch_with<F: FrameBuf>(
     counters: &CoreCounters,
 ) {
     verdicts.clear();
+    process_batch_each(fwd, enc, frames, counters, |_, v| verdicts.push(*v));
+}
+
+/// Processes a batch and hands each frame's verdict to `each`, with the
+/// frame's index, in order; `counters` is updated once. For engines that
+/// only need to know where each frame goes, this spares collecting the
+/// routes.
+#[inline]
+pub fn process_batch_each<F: FrameBuf>(
+    fwd: &Forwarder,
+    enc: &Encapsulator,
+    frames: &mut [F],
+    counters: &CoreCounters,
+    mut each: impl FnMut(usize, &Verdict),
+) {
     let mut c = BatchCounts::default();
     let mut pending = [Pending::UNCLASSIFIED; STAGE];
+    let mut index = 0;
+    let mut router = fwd.batch();
     for chunk in frames.chunks_mut(STAGE) {
         // Hash the whole chunk first and prefetch the rows the routes
         // need, so that their cache misses overlap instead of stalling
         // each frame in turn.
         for (f, p) in chunk.iter_mut().zip(pending.iter_mut()) {
-            *p = start(fwd, f);
+            start(&mut router, f, p);
             let [main, alt] = fwd.rows_to_read(p);
             if let Some(row) = main {
                 prefetch(row);
@@ -285,7 +304,8 @@ pub fn process_batch_with<F: FrameBuf>(
         for (f, p) in chunk.iter_mut().zip(&pending) {
             let v = complete(fwd, enc, f, p);
             c.count(&v);
-            verdicts.push(v);
+            each(index, &v);
+            index += 1;
         }
     }
     counters.absorb(&c);

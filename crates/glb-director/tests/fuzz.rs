@@ -13,7 +13,9 @@ use glb_core::model::{Bind, Proto};
 use glb_core::packet::{Lookup, inspect, inspect_v4_transport};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
-use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_one};
+use glb_director::path::{
+    CoreCounters, HEADROOM, OwnedFrame, Verdict, process_batch_with, process_one,
+};
 use proptest::prelude::*;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f";
@@ -227,6 +229,60 @@ proptest! {
         }
         let n = cut % (b.len() + 1);
         check(catch_all_cached(), &b[..n]);
+    }
+}
+
+/// A frame of a batch: IPv4 TCP or UDP to one of a few destinations and
+/// ports (so consecutive frames often, but not always, classify alike),
+/// or now and then a template or a cut-off frame.
+fn batch_frame() -> impl Strategy<Value = Vec<u8>> {
+    let dst = prop_oneof![
+        Just("10.1.1.1"),
+        Just("10.1.1.2"),
+        Just("10.1.2.1"),
+        Just("192.0.2.9")
+    ];
+    let port = prop_oneof![Just(80u16), Just(53), Just(8080)];
+    prop_oneof![
+        6 => (any::<bool>(), dst, port, any::<u16>()).prop_map(|(tcp, dst, dport, sport)| {
+            if tcp {
+                tcp4("1.2.3.4", sport, dst, dport)
+            } else {
+                udp4("1.2.3.4", sport, dst, dport)
+            }
+        }),
+        1 => (0usize..8).prop_map(|t| templates()[t].clone()),
+        1 => (0usize..8, 0usize..70).prop_map(|(t, n)| {
+            let t = templates()[t].clone();
+            t[..n.min(t.len())].to_vec()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// A batch gives each frame the verdict and bytes it gets on its own:
+    /// whatever a batch carries over from frame to frame (the last
+    /// classification) never leaks into the next frame's answer.
+    #[test]
+    fn batches_agree_with_single_frames(
+        frames in proptest::collection::vec(batch_frame(), 1..80),
+    ) {
+        for fwd in [catch_all_cached(), all_fields()] {
+            let enc = Encapsulator::new(params());
+            let mut batch: Vec<OwnedFrame> =
+                frames.iter().map(|f| OwnedFrame::new(f, HEADROOM)).collect();
+            let mut verdicts = Vec::new();
+            let counters = CoreCounters::default();
+            process_batch_with(fwd, &enc, &mut batch, &mut verdicts, &counters);
+            prop_assert_eq!(verdicts.len(), frames.len());
+            for ((input, out), v) in frames.iter().zip(&batch).zip(&verdicts) {
+                let mut alone = OwnedFrame::new(input, HEADROOM);
+                prop_assert_eq!(&process_one(fwd, &enc, &mut alone), v);
+                prop_assert_eq!(alone.frame(), out.frame());
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::dpdk::eal;
 use crate::dpdk::ethdev::{RxQueue, TxQueue};
 use crate::dpdk::mbuf::{BURST, Mbuf, MbufBatch};
 use crate::dpdk::ring::{Consumer, Producer};
-use crate::path::{CoreCounters, Verdict, process_batch_with};
+use crate::path::{CoreCounters, Verdict, process_batch_each};
 
 /// Transmit attempts for a batch before the rest is dropped.
 const TX_ATTEMPTS: usize = 8;
@@ -193,6 +193,24 @@ fn out_of(v: &Verdict, exception: bool) -> Out {
     }
 }
 
+/// Moves each buffer of `batch` to the batch its entry in `outs` names.
+#[inline]
+fn distribute(
+    batch: &mut MbufBatch,
+    outs: &[Out],
+    fwd_out: &mut MbufBatch,
+    kni_out: &mut MbufBatch,
+    drops: &mut MbufBatch,
+) {
+    for (m, o) in batch.drain().zip(outs) {
+        match o {
+            Out::Forward => put(fwd_out, m),
+            Out::Exception => put(kni_out, m),
+            Out::Drop => put(drops, m),
+        }
+    }
+}
+
 /// Moves `m` into `batch`, freeing it if the batch is somehow full
 /// (callers size batches so that cannot happen).
 #[inline]
@@ -277,7 +295,7 @@ impl RtcJob {
         let mut fwd_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
-        let mut verdicts = Vec::with_capacity(BURST);
+        let mut outs = [Out::Drop; BURST];
         while shared.running.load(Ordering::Relaxed) {
             watch.check(&shared, stats);
             let fwd: &Forwarder = table.load();
@@ -287,19 +305,24 @@ impl RtcJob {
                     continue;
                 }
                 work += batch.len();
-                process_batch_with(
+                let exception = p.kni.is_some();
+                let mut forwarded = 0;
+                process_batch_each(
                     fwd,
                     &p.enc,
                     batch.as_mut_slice(),
-                    &mut verdicts,
                     &stats.counters,
+                    |i, v| {
+                        let o = out_of(v, exception);
+                        forwarded += usize::from(o == Out::Forward);
+                        outs[i] = o;
+                    },
                 );
-                for (m, v) in batch.drain().zip(&verdicts) {
-                    match out_of(v, p.kni.is_some()) {
-                        Out::Forward => put(&mut fwd_out, m),
-                        Out::Exception => put(&mut kni_out, m),
-                        Out::Drop => put(&mut drops, m),
-                    }
+                if forwarded == batch.len() && fwd_out.is_empty() {
+                    // The usual case: the whole burst leaves as it came.
+                    std::mem::swap(&mut batch, &mut fwd_out);
+                } else {
+                    distribute(&mut batch, &outs, &mut fwd_out, &mut kni_out, &mut drops);
                 }
                 let sent = send(&mut self.tx[p.tx], &mut fwd_out, &stats.dropped);
                 add(&stats.counters.eth_tx_sent, sent);
@@ -510,7 +533,6 @@ impl WorkerJob {
         let mut done_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
-        let mut verdicts = Vec::with_capacity(BURST);
         let mut outs: Vec<Out> = Vec::with_capacity(BURST);
         let exception = self.unmatched.is_some();
         while shared.running.load(Ordering::Relaxed) {
@@ -542,26 +564,19 @@ impl WorkerJob {
                         .and_then(Option::as_ref)
                     {
                         Some(enc) => {
-                            process_batch_with(
+                            process_batch_each(
                                 fwd,
                                 enc,
                                 &mut frames[i..j],
-                                &mut verdicts,
                                 &stats.counters,
+                                |_, v| outs.push(out_of(v, exception)),
                             );
-                            outs.extend(verdicts.iter().map(|v| out_of(v, exception)));
                         }
                         None => outs.extend(std::iter::repeat_n(Out::Drop, j - i)),
                     }
                     i = j;
                 }
-                for (m, o) in batch.drain().zip(&outs) {
-                    match o {
-                        Out::Forward => put(&mut done_out, m),
-                        Out::Exception => put(&mut kni_out, m),
-                        Out::Drop => put(&mut drops, m),
-                    }
-                }
+                distribute(&mut batch, &outs, &mut done_out, &mut kni_out, &mut drops);
                 drops.free_all();
                 self.done.enqueue(&mut done_out);
                 if let Some(u) = self.unmatched.as_mut() {
