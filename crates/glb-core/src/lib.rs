@@ -19,6 +19,7 @@
 //! * [`wire`] — typed views over packet bytes (Ethernet, IPv4/IPv6,
 //!   ports, ICMP, UDP, GUE with GLB's hop list) and the Internet checksum.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod classify;
 pub mod encap;
