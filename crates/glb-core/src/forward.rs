@@ -203,7 +203,7 @@ impl Forwarder {
     #[inline]
     pub fn start_frame(&self, frame: &[u8]) -> Pending {
         let mut p = Pending::UNCLASSIFIED;
-        self.batch().start_frame_into(frame, &mut p);
+        let _ = self.batch().start_frame_into(frame, &mut p);
         p
     }
 
@@ -249,50 +249,54 @@ impl Forwarder {
         }))
     }
 
+    /// Starts an IPv4 TCP/UDP frame classified to `table` into `out`;
+    /// returns the rows its route will read.
     #[inline(always)]
-    fn start_v4_transport(&self, p: &V4Transport, table: Option<usize>) -> Pending {
+    fn start_v4_transport(
+        &self,
+        p: &V4Transport,
+        table: Option<usize>,
+        out: &mut Pending,
+    ) -> RowsToRead<'_> {
         let Some(table) = table else {
-            return Pending(Stage::Unclassified);
+            *out = Pending(Stage::Unclassified);
+            return [None, None];
         };
-        if !p.complete {
-            return Pending(Stage::Failed { table });
-        }
-        let Some(t) = self.tables.get(table) else {
-            return Pending(Stage::Failed { table });
+        let t = match self.tables.get(table) {
+            Some(t) if p.complete => t,
+            _ => {
+                *out = Pending(Stage::Failed { table });
+                return [None, None];
+            }
         };
-        let hash_of = |fields: HashFields| {
-            fields.hash_parts(&t.hash_key, &p.src, &p.dst, p.src_port, p.dst_port)
-        };
-        Pending(Stage::Hashed(Hashed {
+        let hash_of =
+            |fields: HashFields| fields.hash_v4(&t.hash_key, p.src, p.dst, p.src_port, p.dst_port);
+        let hash = hash_of(self.options.hash_fields);
+        let alt_hash = self.options.alt_hash_fields.map(hash_of);
+        *out = Pending(Stage::Hashed(Hashed {
             table,
-            hash: hash_of(self.options.hash_fields),
-            alt_hash: match self.options.alt_hash_fields {
-                Some(fields) => hash_of(fields),
-                None => 0,
-            },
+            hash,
+            alt_hash: alt_hash.unwrap_or(0),
             flow_hint: p.src_port,
             gue_proto: ip_proto::IPV4,
             ip_offset: ethernet::HEADER_LEN,
             ip_len: usize::from(p.ip_len),
-        }))
+        }));
+        t.rows_for(hash, alt_hash)
     }
 
     /// The table rows [`Forwarder::finish`] will read for `p` (one, two
-    /// with alternate hash fields, or none), for prefetching. Only their
-    /// addresses matter.
+    /// with alternate hash fields, or none), for prefetching.
     #[inline]
-    pub fn rows_to_read(&self, p: &Pending) -> [Option<&[u8; 2]>; 2] {
+    pub fn rows_to_read(&self, p: &Pending) -> RowsToRead<'_> {
         let Stage::Hashed(h) = &p.0 else {
             return [None, None];
         };
         let Some(t) = self.tables.get(h.table) else {
             return [None, None];
         };
-        let alt = match self.options.alt_hash_fields {
-            Some(_) => t.rows.get(row_of(h.alt_hash)),
-            None => None,
-        };
-        [t.rows.get(row_of(h.hash)), alt]
+        let alt = self.options.alt_hash_fields.map(|_| h.alt_hash);
+        t.rows_for(h.hash, alt)
     }
 
     /// The second half of routing: reads the rows and gives the decision.
@@ -348,17 +352,19 @@ pub struct BatchRouter<'f> {
     last_table: Option<usize>,
 }
 
-impl BatchRouter<'_> {
+impl<'f> BatchRouter<'f> {
     /// [`Forwarder::start_frame`] writing into `out`, typically a slot of
     /// the caller's array for the batch.
     // Writing in place, with the general case out of line: a Pending
     // built in a temporary is written field by field and then copied as
     // wide words, which stalls store forwarding on every frame.
+    /// Returns the rows [`Forwarder::finish`] will read (see
+    /// [`Forwarder::rows_to_read`]), so the caller can prefetch them.
     #[inline(always)]
-    pub fn start_frame_into(&mut self, frame: &[u8], out: &mut Pending) {
+    pub fn start_frame_into(&mut self, frame: &[u8], out: &mut Pending) -> RowsToRead<'f> {
         let Some(p) = inspect_v4_transport(frame) else {
             self.fwd.start_general(frame, out);
-            return;
+            return self.fwd.rows_to_read(out);
         };
         let key = (u64::from(p.proto) << 48)
             | (u64::from(p.dst_port) << 32)
@@ -370,9 +376,13 @@ impl BatchRouter<'_> {
                 .classifier
                 .classify_v4_transport(p.proto, p.dst, p.dst_port);
         }
-        *out = self.fwd.start_v4_transport(&p, self.last_table);
+        self.fwd.start_v4_transport(&p, self.last_table, out)
     }
 }
+
+/// Table rows a route will read, for prefetching; only their addresses
+/// matter.
+pub type RowsToRead<'f> = [Option<&'f [u8; 2]>; 2];
 
 /// A frame classified and hashed, its route not yet read from the table
 /// (see [`Forwarder::start_frame`]).
@@ -404,6 +414,14 @@ struct Hashed {
 }
 
 impl RouteTable {
+    #[inline(always)]
+    fn rows_for(&self, hash: u64, alt_hash: Option<u64>) -> RowsToRead<'_> {
+        [
+            self.rows.get(row_of(hash)),
+            alt_hash.and_then(|h| self.rows.get(row_of(h))),
+        ]
+    }
+
     #[inline(always)]
     fn hops(&self, hash: u64) -> Option<[Ipv4Addr; 2]> {
         let [p, s] = *self.rows.get(row_of(hash))?;

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{BatchRouter, Decision, Forwarder, Pending, Route};
+use glb_core::forward::{BatchRouter, Decision, Forwarder, Pending, Route, RowsToRead};
 
 use crate::dpdk::prefetch;
 
@@ -197,18 +197,25 @@ struct BatchCounts {
 #[inline]
 pub fn process_one<F: FrameBuf>(fwd: &Forwarder, enc: &Encapsulator, frame: &mut F) -> Verdict {
     let mut pending = Pending::UNCLASSIFIED;
-    start(&mut fwd.batch(), frame, &mut pending);
+    let _ = start(&mut fwd.batch(), frame, &mut pending);
     complete(fwd, enc, frame, &pending)
 }
 
 /// Classifies and hashes a frame into `out` (see
 /// [`BatchRouter::start_frame_into`]).
 #[inline(always)]
-fn start<F: FrameBuf>(router: &mut BatchRouter<'_>, frame: &mut F, out: &mut Pending) {
+fn start<'f, F: FrameBuf>(
+    router: &mut BatchRouter<'f>,
+    frame: &mut F,
+    out: &mut Pending,
+) -> RowsToRead<'f> {
     let (buf, start, len) = frame.parts();
     match start.checked_add(len).and_then(|end| buf.get(start..end)) {
         Some(bytes) => router.start_frame_into(bytes, out),
-        None => *out = Pending::UNCLASSIFIED,
+        None => {
+            *out = Pending::UNCLASSIFIED;
+            [None, None]
+        }
     }
 }
 
@@ -292,8 +299,7 @@ pub fn process_batch_each<F: FrameBuf>(
         // need, so that their cache misses overlap instead of stalling
         // each frame in turn.
         for (f, p) in chunk.iter_mut().zip(pending.iter_mut()) {
-            start(&mut router, f, p);
-            let [main, alt] = fwd.rows_to_read(p);
+            let [main, alt] = start(&mut router, f, p);
             if let Some(row) = main {
                 prefetch(row);
             }

@@ -2,7 +2,7 @@
 //! complement sum of 16-bit big-endian words.
 //!
 //! Sums are kept unfolded in a `u64` while data is added, so long buffers
-//! are summed four bytes at a time and folded once at the end.
+//! are summed eight bytes at a time and folded once at the end.
 
 use std::net::Ipv4Addr;
 
@@ -10,24 +10,34 @@ use std::net::Ipv4Addr;
 /// an even offset; an odd trailing byte is padded with a zero.
 #[inline]
 pub fn add(sum: u64, data: &[u8]) -> u64 {
-    // Sum in the machine's byte order and swap once at the end: the ones'
-    // complement sum commutes with byte swapping (RFC 1071 §2(B)), and
-    // this spares a swap per word. Eight bytes are added at a time with
-    // the carries counted apart: a ones' complement sum of 64-bit words
-    // folds to the same 16-bit sum as one of 16-bit words.
+    // Eight bytes at a time in the machine's byte order, each carry out
+    // of the top added straight back in (2^64 ≡ 1 modulo 0xffff, which
+    // is all a ones' complement sum keeps): an add and an add-with-carry
+    // per word.
     let mut acc: u64 = 0;
-    let mut carries: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let (s, carry) = acc.overflowing_add(u64::from_ne_bytes(w));
-        acc = s;
-        carries += u64::from(carry);
+    let mut add_words = |mut words: &[u8]| {
+        while let Some((w, r)) = words.split_first_chunk::<8>() {
+            acc = add_carry(acc, u64::from_ne_bytes(*w));
+            words = r;
+        }
+    };
+    let mut rest = data;
+    while let Some((block, r)) = rest.split_first_chunk::<32>() {
+        add_words(block);
+        rest = r;
+    }
+    // Below 32 bytes, halving steps: straight-line code for the short
+    // packets the director sees, whatever their length.
+    if let Some((block, r)) = rest.split_first_chunk::<16>() {
+        add_words(block);
+        rest = r;
+    }
+    if let Some((block, r)) = rest.split_first_chunk::<8>() {
+        add_words(block);
+        rest = r;
     }
     // The last 0 to 7 bytes, as 4-, 2- and 1-byte pieces, each at an even
     // offset so its bytes keep their places in the 16-bit words.
-    let mut rest = chunks.remainder();
     let mut tail: u64 = 0;
     if let Some((w, r)) = rest.split_first_chunk::<4>() {
         tail += u64::from(u32::from_ne_bytes(*w));
@@ -40,31 +50,32 @@ pub fn add(sum: u64, data: &[u8]) -> u64 {
     if let [last] = rest {
         tail += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    let (s, carry) = acc.overflowing_add(tail);
-    let total = fold64(s, carries + u64::from(carry));
-    // The folded native-order sum, as bytes in memory, is the big-endian sum.
-    sum + u64::from(u16::from_be_bytes(total.to_ne_bytes()))
+    let acc = add_carry(acc, tail);
+    // Modulo 0xffff a 64-bit word is the sum of its 16-bit lanes, and
+    // swapping a lane's two bytes multiplies it by 2^8: so the
+    // byte-swapped word's halves add up to the big-endian sum (RFC 1071
+    // §2(B)), left for the caller's one final fold.
+    let swapped = acc.swap_bytes();
+    sum + (swapped & 0xffff_ffff) + (swapped >> 32)
 }
 
-/// Folds a 64-bit ones' complement sum, plus `carries` lost out of its
-/// top, into 16 bits.
+/// `a + b` with the carry out of the top added back in.
 #[inline(always)]
-fn fold64(sum: u64, carries: u64) -> u16 {
-    // 2^64 ≡ 1 modulo 0xffff, so each lost carry is worth 1.
-    fold(u64::from(sum as u32) + (sum >> 32) + carries)
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    // Cannot overflow: with a carry, `s` is at most 2^64 - 2.
+    s + u64::from(carry)
 }
 
 /// Folds an unfolded sum into 16 bits (without complementing it).
 #[inline]
 pub fn fold(sum: u64) -> u16 {
-    // Four rounds bring any u64 below 2^16: after the first (32-bit)
-    // round the value is below 2^33 + 2^32, after the next two below
-    // 2^16 + 2, and the last absorbs that carry.
-    let s = (sum & 0xffff_ffff) + (sum >> 32);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = (s & 0xffff) + (s >> 16);
-    s as u16
+    // Halves added with their carry added back, 64 to 32 to 16 bits: the
+    // value stays the same modulo 0xffff, and is 0 only if `sum` is.
+    let (s, carry) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    let s = s + u32::from(carry);
+    let (s, carry) = (s as u16).overflowing_add((s >> 16) as u16);
+    s + u16::from(carry)
 }
 
 /// The checksum of `data`: the complement of its folded sum.
