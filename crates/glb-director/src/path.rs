@@ -248,8 +248,8 @@ fn complete<F: FrameBuf>(
     }
 }
 
-/// Frames started before the first one is finished.
-const STAGE: usize = 32;
+/// How many frames ahead of the one being finished are started.
+const LAG: usize = 8;
 
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
 /// in order; `counters` is updated once. The outer-header template for
@@ -291,27 +291,29 @@ pub fn process_batch_each<F: FrameBuf>(
     mut each: impl FnMut(usize, &Verdict),
 ) {
     let mut c = BatchCounts::default();
-    let mut pending = [Pending::UNCLASSIFIED; STAGE];
-    let mut index = 0;
     let mut router = fwd.batch();
-    for chunk in frames.chunks_mut(STAGE) {
-        // Hash the whole chunk first and prefetch the rows the routes
-        // need, so that their cache misses overlap instead of stalling
-        // each frame in turn.
-        for (f, p) in chunk.iter_mut().zip(pending.iter_mut()) {
-            let [main, alt] = start(&mut router, f, p);
+    // A software pipeline: frame i is classified and hashed, and its rows
+    // prefetched, LAG frames before it is finished and encapsulated, so
+    // the row reads have arrived by then, and the hash (long dependency
+    // chains) and the header writing (loads and stores) of different
+    // frames run side by side.
+    let mut pending = [Pending::UNCLASSIFIED; LAG];
+    for i in 0..frames.len() + LAG {
+        if let Some(j) = i.checked_sub(LAG) {
+            if let Some(f) = frames.get_mut(j) {
+                let v = complete(fwd, enc, f, &pending[j % LAG]);
+                c.count(&v);
+                each(j, &v);
+            }
+        }
+        if let Some(f) = frames.get_mut(i) {
+            let [main, alt] = start(&mut router, f, &mut pending[i % LAG]);
             if let Some(row) = main {
                 prefetch(row);
             }
             if let Some(row) = alt {
                 prefetch(row);
             }
-        }
-        for (f, p) in chunk.iter_mut().zip(&pending) {
-            let v = complete(fwd, enc, f, p);
-            c.count(&v);
-            each(index, &v);
-            index += 1;
         }
     }
     counters.absorb(&c);
