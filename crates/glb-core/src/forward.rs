@@ -4,10 +4,11 @@
 //! A [`Forwarder`] is built once per table load and is then read-only, so
 //! any number of cores can share it and a reload simply builds a new one.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::classify::Classifier;
-use crate::flow::{HashFields, row_of};
+use crate::flow::{HashFields, V4Hasher, row_of};
 use crate::hash::{Key16, SipKey};
 use crate::model::MAX_BACKENDS;
 use crate::packet::{Inspection, Lookup, V4Transport, inspect, inspect_v4_transport};
@@ -214,6 +215,10 @@ impl Forwarder {
             fwd: self,
             last_key: 0,
             last_table: None,
+            hashers: (
+                self.options.hash_fields.v4(),
+                self.options.alt_hash_fields.map(|f| f.v4()),
+            ),
         }
     }
 
@@ -252,27 +257,32 @@ impl Forwarder {
     /// Starts an IPv4 TCP/UDP frame classified to `table` into `out`;
     /// returns the rows its route will read.
     #[inline(always)]
-    fn start_v4_transport(
-        &self,
-        p: &V4Transport,
-        table: Option<usize>,
+    fn start_v4_transport<'f>(
+        p: V4Transport,
+        table: Option<(usize, &'f RouteTable)>,
+        hashers: (V4Hasher, Option<V4Hasher>),
         out: &mut Pending,
-    ) -> RowsToRead<'_> {
-        let Some(table) = table else {
+    ) -> RowsToRead<'f> {
+        let Some((table, t)) = table else {
             *out = Pending(Stage::Unclassified);
             return [None, None];
         };
-        let t = match self.tables.get(table) {
-            Some(t) if p.complete => t,
-            _ => {
-                *out = Pending(Stage::Failed { table });
-                return [None, None];
-            }
-        };
-        let hash_of =
-            |fields: HashFields| fields.hash_v4(&t.hash_key, p.src, p.dst, p.src_port, p.dst_port);
-        let hash = hash_of(self.options.hash_fields);
-        let alt_hash = self.options.alt_hash_fields.map(hash_of);
+        if !p.complete {
+            *out = Pending(Stage::Failed { table });
+            return [None, None];
+        }
+        let V4Transport {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            ..
+        } = p;
+        let hash = hashers.0.hash(&t.hash_key, src, dst, src_port, dst_port);
+        let key = &t.hash_key;
+        let alt_hash = hashers
+            .1
+            .map(move |h| h.hash(key, src, dst, src_port, dst_port));
         *out = Pending(Stage::Hashed(Hashed {
             table,
             hash,
@@ -343,23 +353,33 @@ impl Forwarder {
 /// of a burst, on a director with few VIPs — skip the bind lookup. The
 /// memory lives as long as the borrow of its [`Forwarder`], so it never
 /// outlasts a table reload.
-#[derive(Debug)]
 pub struct BatchRouter<'f> {
     fwd: &'f Forwarder,
     /// Protocol, destination port and address of the last lookup; 0 (no
     /// protocol) before the first.
     last_key: u64,
-    last_table: Option<usize>,
+    last_table: Option<(usize, &'f RouteTable)>,
+    /// The IPv4 hashes of the main and alternate fields.
+    hashers: (V4Hasher, Option<V4Hasher>),
+}
+
+impl fmt::Debug for BatchRouter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchRouter")
+            .field("last_key", &self.last_key)
+            .field("last_table", &self.last_table.map(|(i, _)| i))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'f> BatchRouter<'f> {
     /// [`Forwarder::start_frame`] writing into `out`, typically a slot of
-    /// the caller's array for the batch.
+    /// the caller's array for the batch. Returns the rows
+    /// [`Forwarder::finish`] will read (see [`Forwarder::rows_to_read`]),
+    /// so the caller can prefetch them.
     // Writing in place, with the general case out of line: a Pending
     // built in a temporary is written field by field and then copied as
     // wide words, which stalls store forwarding on every frame.
-    /// Returns the rows [`Forwarder::finish`] will read (see
-    /// [`Forwarder::rows_to_read`]), so the caller can prefetch them.
     #[inline(always)]
     pub fn start_frame_into(&mut self, frame: &[u8], out: &mut Pending) -> RowsToRead<'f> {
         let Some(p) = inspect_v4_transport(frame) else {
@@ -374,9 +394,10 @@ impl<'f> BatchRouter<'f> {
             self.last_table = self
                 .fwd
                 .classifier
-                .classify_v4_transport(p.proto, p.dst, p.dst_port);
+                .classify_v4_transport(p.proto, p.dst, p.dst_port)
+                .and_then(|i| Some((i, self.fwd.tables.get(i)?)));
         }
-        self.fwd.start_v4_transport(&p, self.last_table, out)
+        Forwarder::start_v4_transport(p, self.last_table, self.hashers, out)
     }
 }
 

@@ -168,28 +168,29 @@ impl CoreCounters {
         }
     }
 
-    fn absorb(&self, b: &BatchCounts) {
+    fn absorb(&self, frames: usize, b: &BatchCounts) {
+        let total = frames as u64;
+        let matched = total - b.unmatched;
+        let encap_success = matched - b.route_failed - b.encap_failure;
         let add = |a: &AtomicU64, n: u64| {
             if n != 0 {
                 a.fetch_add(n, Ordering::Relaxed);
             }
         };
-        add(&self.total, b.total);
-        add(&self.matched, b.matched);
+        add(&self.total, total);
+        add(&self.matched, matched);
         add(&self.unmatched, b.unmatched);
         add(&self.route_failed, b.route_failed);
-        add(&self.encap_success, b.encap_success);
+        add(&self.encap_success, encap_success);
         add(&self.encap_failure, b.encap_failure);
     }
 }
 
+/// The outcomes of a batch other than forwarding.
 #[derive(Default)]
 struct BatchCounts {
-    total: u64,
-    matched: u64,
     unmatched: u64,
     route_failed: u64,
-    encap_success: u64,
     encap_failure: u64,
 }
 
@@ -316,28 +317,19 @@ pub fn process_batch_each<F: FrameBuf>(
             }
         }
     }
-    counters.absorb(&c);
+    counters.absorb(frames.len(), &c);
 }
 
 impl BatchCounts {
-    #[inline]
+    /// Counts one frame. Only the outcomes other than forwarding are
+    /// counted one by one; [`CoreCounters`] derives the rest from the batch size.
+    #[inline(always)]
     fn count(&mut self, v: &Verdict) {
-        let c = self;
-        c.total += 1;
         match v {
-            Verdict::Forward(_) => {
-                c.matched += 1;
-                c.encap_success += 1;
-            }
-            Verdict::Unclassified => c.unmatched += 1,
-            Verdict::RouteFailed { .. } => {
-                c.matched += 1;
-                c.route_failed += 1;
-            }
-            Verdict::EncapFailed { .. } => {
-                c.matched += 1;
-                c.encap_failure += 1;
-            }
+            Verdict::Forward(_) => {}
+            Verdict::Unclassified => self.unmatched += 1,
+            Verdict::RouteFailed { .. } => self.route_failed += 1,
+            Verdict::EncapFailed { .. } => self.encap_failure += 1,
         }
     }
 }
