@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{Key16, Sip24, SipKey};
+use crate::hash::{Key16, ShortMsg, Sip24, SipKey};
 use crate::model::{Bind, Proto};
 
 /// The header fields a director hashes, in this fixed order: source
@@ -181,35 +181,61 @@ impl V4Hasher {
         src_port: u16,
         dst_port: u16,
     ) -> u64 {
+        key.hash_short(self.message(src, dst, src_port, dst_port))
+    }
+
+    /// The message these fields hash (at most 12 bytes), for hashing
+    /// many flows side by side ([`crate::hash::SipLanes`]).
+    #[inline(always)]
+    pub fn message(&self, src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16) -> ShortMsg {
         macro_rules! dispatch {
             ($($n:literal)*) => {
                 match self.0 {
-                    $($n => hash_v4_fixed::<$n>(key, src, dst, src_port, dst_port),)*
-                    _ => hash_v4_fixed::<0>(key, src, dst, src_port, dst_port),
+                    $($n => message_v4::<$n>(src, dst, src_port, dst_port),)*
+                    _ => message_v4::<0>(src, dst, src_port, dst_port),
                 }
             };
         }
         dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
     }
+
+    /// The length in bytes of [`V4Hasher::message`].
+    pub fn message_len(&self) -> u8 {
+        let (addrs, ports) = (self.0 & 3, (self.0 >> 2) & 3);
+        4 * addrs.count_ones() as u8 + 2 * ports.count_ones() as u8
+    }
 }
 
-/// The IPv4 flow hash for the field set `F` (bit 0 source address, 1
-/// destination address, 2 source port, 3 destination port).
+/// The IPv4 flow-hash message for the field set `F` (bit 0 source
+/// address, 1 destination address, 2 source port, 3 destination port):
+/// the selected fields in wire order, packed from byte 0.
 #[inline(always)]
-fn hash_v4_fixed<const F: u8>(
-    key: &SipKey,
-    src: [u8; 4],
-    dst: [u8; 4],
-    src_port: u16,
-    dst_port: u16,
-) -> u64 {
-    let fields = HashFields {
-        src_addr: F & 1 != 0,
-        dst_addr: F & 2 != 0,
-        src_port: F & 4 != 0,
-        dst_port: F & 8 != 0,
+fn message_v4<const F: u8>(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16) -> ShortMsg {
+    let mut bytes = 0u128;
+    let mut at = 0u32;
+    let mut put = |on: bool, value: u32, width: u32| {
+        if on {
+            bytes |= u128::from(value) << at;
+            at += width;
+        }
     };
-    fields.hash_parts(key, &src, &dst, src_port, dst_port)
+    // Little-endian reads of the wire bytes keep them in wire order.
+    put(F & 1 != 0, u32::from_le_bytes(src), 32);
+    put(F & 2 != 0, u32::from_le_bytes(dst), 32);
+    put(
+        F & 4 != 0,
+        u32::from(u16::from_le_bytes(src_port.to_be_bytes())),
+        16,
+    );
+    put(
+        F & 8 != 0,
+        u32::from(u16::from_le_bytes(dst_port.to_be_bytes())),
+        16,
+    );
+    ShortMsg {
+        bytes,
+        len: (at / 8) as u8,
+    }
 }
 
 impl Default for HashFields {

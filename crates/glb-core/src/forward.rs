@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::classify::Classifier;
 use crate::flow::{HashFields, V4Hasher, row_of};
-use crate::hash::{Key16, SipKey};
+use crate::hash::{Key16, LANE_BLOCK, LaneEngine, SipKey, SipLanes};
 use crate::model::MAX_BACKENDS;
 use crate::packet::{Inspection, Lookup, V4Transport, inspect, inspect_v4_transport};
 use crate::table::{TABLE_ENTRIES, TableFile, backend_addr, bind_from_record};
@@ -120,6 +120,8 @@ pub struct Forwarder {
     tables: Vec<RouteTable>,
     classifier: Classifier,
     options: RouteOptions,
+    /// The instructions a batch's flow hashes are computed with.
+    engine: LaneEngine,
 }
 
 impl Forwarder {
@@ -163,7 +165,20 @@ impl Forwarder {
             tables,
             classifier,
             options,
+            engine: LaneEngine::detect(),
         })
+    }
+
+    /// The same forwarder hashing batches with `engine` instead of the
+    /// best one this CPU has (to compare them in tests and benchmarks).
+    pub fn with_lane_engine(mut self, engine: LaneEngine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// The instructions batches are hashed with.
+    pub fn lane_engine(&self) -> LaneEngine {
+        self.engine
     }
 
     /// The options this forwarder was built with.
@@ -198,27 +213,42 @@ impl Forwarder {
 
     /// The first half of [`Forwarder::route_frame`]: classification and
     /// flow hashing, everything but reading the table rows. A batch goes
-    /// faster through a [`BatchRouter`]: every frame is started, the rows
-    /// they need are prefetched ([`Forwarder::rows_to_read`]), and only
-    /// then are the routes finished ([`Forwarder::finish`]).
+    /// faster through a [`BatchRouter`], which hashes its frames side by
+    /// side and lets the caller prefetch the rows they need.
     #[inline]
     pub fn start_frame(&self, frame: &[u8]) -> Pending {
-        let mut p = Pending::UNCLASSIFIED;
-        let _ = self.batch().start_frame_into(frame, &mut p);
-        p
+        let Some(p) = inspect_v4_transport(frame) else {
+            let mut out = Pending::UNCLASSIFIED;
+            self.start_general(frame, &mut out);
+            return out;
+        };
+        let table = self
+            .classifier
+            .classify_v4_transport(p.proto, p.dst, p.dst_port)
+            .and_then(|i| Some((i, self.tables.get(i)?)));
+        let hashers = (
+            self.options.hash_fields.v4(),
+            self.options.alt_hash_fields.map(|f| f.v4()),
+        );
+        Self::start_v4_transport(p, table, hashers)
     }
 
-    /// Starts routing a batch of frames (see [`BatchRouter`]).
+    /// Starts routing a batch of frames (see [`BatchRouter`]) in
+    /// `scratch`, which a core keeps from one batch to the next.
     #[inline]
-    pub fn batch(&self) -> BatchRouter<'_> {
+    pub fn batch<'a>(&'a self, scratch: &'a mut BatchScratch) -> BatchRouter<'a> {
         BatchRouter {
             fwd: self,
+            s: scratch,
             last_key: 0,
             last_table: None,
             hashers: (
                 self.options.hash_fields.v4(),
                 self.options.alt_hash_fields.map(|f| f.v4()),
             ),
+            len: 0,
+            lanes_used: 0,
+            hashed: 0,
         }
     }
 
@@ -254,45 +284,29 @@ impl Forwarder {
         }))
     }
 
-    /// Starts an IPv4 TCP/UDP frame classified to `table` into `out`;
-    /// returns the rows its route will read.
+    /// Starts an IPv4 TCP/UDP frame classified to `table`.
     #[inline(always)]
-    fn start_v4_transport<'f>(
+    fn start_v4_transport(
         p: V4Transport,
-        table: Option<(usize, &'f RouteTable)>,
+        table: Option<(usize, &RouteTable)>,
         hashers: (V4Hasher, Option<V4Hasher>),
-        out: &mut Pending,
-    ) -> RowsToRead<'f> {
+    ) -> Pending {
         let Some((table, t)) = table else {
-            *out = Pending(Stage::Unclassified);
-            return [None, None];
+            return Pending(Stage::Unclassified);
         };
         if !p.complete {
-            *out = Pending(Stage::Failed { table });
-            return [None, None];
+            return Pending(Stage::Failed { table });
         }
-        let V4Transport {
-            src,
-            dst,
-            src_port,
-            dst_port,
-            ..
-        } = p;
-        let hash = hashers.0.hash(&t.hash_key, src, dst, src_port, dst_port);
-        let key = &t.hash_key;
-        let alt_hash = hashers
-            .1
-            .map(move |h| h.hash(key, src, dst, src_port, dst_port));
-        *out = Pending(Stage::Hashed(Hashed {
+        let hash_of = |h: V4Hasher| h.hash(&t.hash_key, p.src, p.dst, p.src_port, p.dst_port);
+        Pending(Stage::Hashed(Hashed {
             table,
-            hash,
-            alt_hash: alt_hash.unwrap_or(0),
+            hash: hash_of(hashers.0),
+            alt_hash: hashers.1.map_or(0, hash_of),
             flow_hint: p.src_port,
             gue_proto: ip_proto::IPV4,
             ip_offset: ethernet::HEADER_LEN,
             ip_len: usize::from(p.ip_len),
-        }));
-        t.rows_for(hash, alt_hash)
+        }))
     }
 
     /// The table rows [`Forwarder::finish`] will read for `p` (one, two
@@ -312,15 +326,19 @@ impl Forwarder {
     /// The second half of routing: reads the rows and gives the decision.
     #[inline]
     pub fn finish(&self, p: &Pending) -> Decision {
-        let h = match p.0 {
-            Stage::Unclassified => return Decision::Unclassified,
-            Stage::Failed { table } => return Decision::RouteFailed { table },
-            Stage::Hashed(h) => h,
-        };
+        match p.0 {
+            Stage::Unclassified => Decision::Unclassified,
+            Stage::Failed { table } => Decision::RouteFailed { table },
+            Stage::Hashed(ref h) => match self.tables.get(h.table) {
+                Some(t) => self.finish_hashed(t, h),
+                None => Decision::RouteFailed { table: h.table },
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn finish_hashed(&self, t: &RouteTable, h: &Hashed) -> Decision {
         let failed = Decision::RouteFailed { table: h.table };
-        let Some(t) = self.tables.get(h.table) else {
-            return failed;
-        };
         let Some([a, b]) = t.hops(h.hash) else {
             return failed;
         };
@@ -347,25 +365,79 @@ impl Forwarder {
     }
 }
 
-/// Starts the routes of one batch of frames ([`Forwarder::start_frame`]
-/// for each), remembering the last IPv4 TCP/UDP classification: frames
-/// to the same destination, protocol and port as the one before — most
-/// of a burst, on a director with few VIPs — skip the bind lookup. The
-/// memory lives as long as the borrow of its [`Forwarder`], so it never
-/// outlasts a table reload.
+/// Frames a [`BatchRouter`] routes at a time.
+pub const BATCH: usize = 32;
+
+/// Routes a batch of up to [`BATCH`] frames in three steps: each frame
+/// is classified as it is added ([`BatchRouter::push`]); then the flow
+/// hashes of all IPv4 TCP/UDP frames are computed side by side with
+/// vector instructions ([`BatchRouter::hash`]) — one after another,
+/// SipHash would be the largest cost per packet; then each frame's route
+/// is read from its table ([`BatchRouter::finish`]), after the caller
+/// has had the chance to prefetch the rows ([`BatchRouter::rows_to_read`]).
+/// Other frames (IPv6, ICMP, IP options) are hashed as they are added.
+///
+/// It also remembers the last IPv4 TCP/UDP classification: frames to the
+/// same destination, protocol and port as the one before — most of a
+/// burst, on a director with few VIPs — skip the bind lookup. It borrows
+/// its [`Forwarder`], so it never outlasts a table reload; start a new
+/// batch in it with [`BatchRouter::clear`].
 pub struct BatchRouter<'f> {
     fwd: &'f Forwarder,
+    s: &'f mut BatchScratch,
     /// Protocol, destination port and address of the last lookup; 0 (no
     /// protocol) before the first.
     last_key: u64,
     last_table: Option<(usize, &'f RouteTable)>,
-    /// The IPv4 hashes of the main and alternate fields.
+    /// The IPv4 messages of the main and alternate fields.
     hashers: (V4Hasher, Option<V4Hasher>),
+    /// Frames in the batch.
+    len: usize,
+    /// One past the last slot whose message is in the lanes.
+    lanes_used: usize,
+    /// Slots below this are hashed.
+    hashed: usize,
+}
+
+/// The memory a [`BatchRouter`] works in: a few kilobytes, kept by a
+/// core from one batch to the next rather than cleared for each.
+#[derive(Clone, Default)]
+pub struct BatchScratch {
+    /// The frames of the batch, in order.
+    slots: [Slot; BATCH],
+    main: SipLanes<{ BATCH / LANE_BLOCK }>,
+    alt: SipLanes<{ BATCH / LANE_BLOCK }>,
+}
+
+impl fmt::Debug for BatchScratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BatchScratch")
+    }
+}
+
+/// A frame of a batch.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Finished classifying (and hashing, if routable) when added.
+    Ready(Pending),
+    /// An IPv4 TCP/UDP frame of `table`, whose hashes are in the lanes.
+    Lane {
+        table: usize,
+        flow_hint: u16,
+        ip_len: u16,
+    },
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::Ready(Pending::UNCLASSIFIED)
+    }
 }
 
 impl fmt::Debug for BatchRouter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchRouter")
+            .field("len", &self.len)
             .field("last_key", &self.last_key)
             .field("last_table", &self.last_table.map(|(i, _)| i))
             .finish_non_exhaustive()
@@ -373,18 +445,53 @@ impl fmt::Debug for BatchRouter<'_> {
 }
 
 impl<'f> BatchRouter<'f> {
-    /// [`Forwarder::start_frame`] writing into `out`, typically a slot of
-    /// the caller's array for the batch. Returns the rows
-    /// [`Forwarder::finish`] will read (see [`Forwarder::rows_to_read`]),
-    /// so the caller can prefetch them.
-    // Writing in place, with the general case out of line: a Pending
-    // built in a temporary is written field by field and then copied as
-    // wide words, which stalls store forwarding on every frame.
+    /// Empties the batch (the classification memory stays).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.lanes_used = 0;
+        self.hashed = 0;
+    }
+
+    /// Frames added since the last [`BatchRouter::clear`].
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no frame was added since the last [`BatchRouter::clear`].
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds a frame an engine could not read: it will be unclassified.
+    #[inline]
+    pub fn push_unclassified(&mut self) {
+        self.put(Slot::Ready(Pending::UNCLASSIFIED));
+    }
+
     #[inline(always)]
-    pub fn start_frame_into(&mut self, frame: &[u8], out: &mut Pending) -> RowsToRead<'f> {
+    fn put(&mut self, slot: Slot) {
+        if let Some(s) = self.s.slots.get_mut(self.len) {
+            *s = slot;
+            self.len += 1;
+        }
+    }
+
+    /// Classifies the next frame of the batch. A batch holds [`BATCH`]
+    /// frames; more are ignored.
+    #[inline(always)]
+    pub fn push(&mut self, frame: &[u8]) {
+        let slot = self.len;
+        if slot >= BATCH {
+            return;
+        }
         let Some(p) = inspect_v4_transport(frame) else {
-            self.fwd.start_general(frame, out);
-            return self.fwd.rows_to_read(out);
+            let mut out = Pending::UNCLASSIFIED;
+            self.fwd.start_general(frame, &mut out);
+            self.put(Slot::Ready(out));
+            return;
         };
         let key = (u64::from(p.proto) << 48)
             | (u64::from(p.dst_port) << 32)
@@ -397,7 +504,102 @@ impl<'f> BatchRouter<'f> {
                 .classify_v4_transport(p.proto, p.dst, p.dst_port)
                 .and_then(|i| Some((i, self.fwd.tables.get(i)?)));
         }
-        Forwarder::start_v4_transport(p, self.last_table, self.hashers, out)
+        let Some((table, t)) = self.last_table else {
+            self.put(Slot::Ready(Pending::UNCLASSIFIED));
+            return;
+        };
+        if !p.complete {
+            self.put(Slot::Ready(Pending(Stage::Failed { table })));
+            return;
+        }
+        let (src, dst, sp, dp) = (p.src, p.dst, p.src_port, p.dst_port);
+        self.s
+            .main
+            .load(slot, &t.hash_key, self.hashers.0.message(src, dst, sp, dp));
+        if let Some(h) = self.hashers.1 {
+            self.s
+                .alt
+                .load(slot, &t.hash_key, h.message(src, dst, sp, dp));
+        }
+        self.lanes_used = slot + 1;
+        self.put(Slot::Lane {
+            table,
+            flow_hint: p.src_port,
+            ip_len: p.ip_len,
+        });
+    }
+
+    /// Computes the flow hashes of the IPv4 TCP/UDP frames added since the
+    /// last call. Lanes are hashed in blocks of [`LANE_BLOCK`], so adding
+    /// frames a block at a time between calls wastes no work.
+    #[inline]
+    pub fn hash(&mut self) {
+        let lanes = self.hashed..self.lanes_used;
+        self.hashed = self.len;
+        if lanes.is_empty() {
+            return;
+        }
+        let engine = self.fwd.engine;
+        self.s
+            .main
+            .hash(engine, self.hashers.0.message_len(), lanes.clone());
+        if let Some(h) = self.hashers.1 {
+            self.s.alt.hash(engine, h.message_len(), lanes);
+        }
+    }
+
+    /// The table rows [`BatchRouter::finish`] will read for frame `slot`
+    /// (see [`Forwarder::rows_to_read`]); only valid once
+    /// [`BatchRouter::hash`] has run after the frame was added.
+    #[inline(always)]
+    pub fn rows_to_read(&self, slot: usize) -> RowsToRead<'f> {
+        if slot >= self.len {
+            return [None, None];
+        }
+        match self.s.slots.get(slot) {
+            Some(Slot::Ready(p)) => self.fwd.rows_to_read(p),
+            Some(&Slot::Lane { table, .. }) => match self.fwd.tables.get(table) {
+                Some(t) => t.rows_for(
+                    self.s.main.get(slot),
+                    self.hashers.1.map(|_| self.s.alt.get(slot)),
+                ),
+                None => [None, None],
+            },
+            None => [None, None],
+        }
+    }
+
+    /// The route of frame `slot` (in the order the frames were added);
+    /// only valid once [`BatchRouter::hash`] has run after the frame was
+    /// added. A slot past the batch is unclassified.
+    #[inline(always)]
+    pub fn finish(&self, slot: usize) -> Decision {
+        if slot >= self.len {
+            return Decision::Unclassified;
+        }
+        match self.s.slots.get(slot) {
+            Some(Slot::Ready(p)) => self.fwd.finish(p),
+            Some(&Slot::Lane {
+                table,
+                flow_hint,
+                ip_len,
+            }) => match self.fwd.tables.get(table) {
+                Some(t) => self.fwd.finish_hashed(
+                    t,
+                    &Hashed {
+                        table,
+                        hash: self.s.main.get(slot),
+                        alt_hash: self.s.alt.get(slot),
+                        flow_hint,
+                        gue_proto: ip_proto::IPV4,
+                        ip_offset: ethernet::HEADER_LEN,
+                        ip_len: usize::from(ip_len),
+                    },
+                ),
+                None => Decision::RouteFailed { table },
+            },
+            None => Decision::Unclassified,
+        }
     }
 }
 

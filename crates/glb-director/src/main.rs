@@ -157,12 +157,14 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
     let mut statsd = Statsd::new(cfg.statsd_port, director.queues())
         .map_err(|e| warn!("statsd disabled: cannot open a UDP socket: {e}"))
         .ok();
+    // Logged before READY=1, so whoever waits for readiness finds the
+    // line already written.
+    info!(statsd_port = cfg.statsd_port, "director running");
     match notify::notify("READY=1") {
         Ok(true) => debug!("told systemd READY=1"),
         Ok(false) => {}
         Err(e) => warn!("cannot notify systemd (NOTIFY_SOCKET): {e}"),
     }
-    info!(statsd_port = cfg.statsd_port, "director running");
 
     let started = Instant::now();
     let mut next_statsd = started + STATSD_INTERVAL;

@@ -11,7 +11,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{BatchRouter, Decision, Forwarder, Pending, Route, RowsToRead};
+use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route};
+use glb_core::hash::LANE_BLOCK;
+
+/// Frames per step of the batch pipeline: one block of hash lanes.
+const GROUP: usize = LANE_BLOCK;
 
 use crate::dpdk::prefetch;
 
@@ -197,38 +201,27 @@ struct BatchCounts {
 /// Processes one frame: classify, route, encapsulate in place.
 #[inline]
 pub fn process_one<F: FrameBuf>(fwd: &Forwarder, enc: &Encapsulator, frame: &mut F) -> Verdict {
-    let mut pending = Pending::UNCLASSIFIED;
-    let _ = start(&mut fwd.batch(), frame, &mut pending);
-    complete(fwd, enc, frame, &pending)
+    let decision = match frame_bytes(frame) {
+        Some(bytes) => fwd.route_frame(bytes),
+        None => Decision::Unclassified,
+    };
+    complete(enc, frame, decision)
 }
 
-/// Classifies and hashes a frame into `out` (see
-/// [`BatchRouter::start_frame_into`]).
+/// The frame's bytes, or `None` when the engine's bounds are out of its
+/// buffer.
 #[inline(always)]
-fn start<'f, F: FrameBuf>(
-    router: &mut BatchRouter<'f>,
-    frame: &mut F,
-    out: &mut Pending,
-) -> RowsToRead<'f> {
+fn frame_bytes<F: FrameBuf>(frame: &mut F) -> Option<&[u8]> {
     let (buf, start, len) = frame.parts();
-    match start.checked_add(len).and_then(|end| buf.get(start..end)) {
-        Some(bytes) => router.start_frame_into(bytes, out),
-        None => {
-            *out = Pending::UNCLASSIFIED;
-            [None, None]
-        }
-    }
+    let end = start.checked_add(len)?;
+    let buf: &[u8] = buf;
+    buf.get(start..end)
 }
 
-/// Finishes the route and encapsulates.
+/// Encapsulates a routed frame and gives its verdict.
 #[inline(always)]
-fn complete<F: FrameBuf>(
-    fwd: &Forwarder,
-    enc: &Encapsulator,
-    frame: &mut F,
-    pending: &Pending,
-) -> Verdict {
-    match fwd.finish(pending) {
+fn complete<F: FrameBuf>(enc: &Encapsulator, frame: &mut F, decision: Decision) -> Verdict {
+    match decision {
         Decision::Unclassified => Verdict::Unclassified,
         Decision::RouteFailed { table } => Verdict::RouteFailed { table },
         // By reference: moving the route right after it was written costs
@@ -248,9 +241,6 @@ fn complete<F: FrameBuf>(
         }
     }
 }
-
-/// How many frames ahead of the one being finished are started.
-const LAG: usize = 8;
 
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
 /// in order; `counters` is updated once. The outer-header template for
@@ -276,44 +266,59 @@ pub fn process_batch_with<F: FrameBuf>(
     counters: &CoreCounters,
 ) {
     verdicts.clear();
-    process_batch_each(fwd, enc, frames, counters, |_, v| verdicts.push(*v));
+    let mut scratch = Box::default();
+    process_batch_each(fwd, enc, frames, counters, &mut scratch, |_, v| {
+        verdicts.push(*v)
+    });
 }
 
 /// Processes a batch and hands each frame's verdict to `each`, with the
 /// frame's index, in order; `counters` is updated once. For engines that
 /// only need to know where each frame goes, this spares collecting the
-/// routes.
+/// routes. `scratch` is the routing memory the engine keeps for the core
+/// (a few kilobytes, cheaper kept than cleared for every batch).
 #[inline]
 pub fn process_batch_each<F: FrameBuf>(
     fwd: &Forwarder,
     enc: &Encapsulator,
     frames: &mut [F],
     counters: &CoreCounters,
+    scratch: &mut BatchScratch,
     mut each: impl FnMut(usize, &Verdict),
 ) {
     let mut c = BatchCounts::default();
-    let mut router = fwd.batch();
-    // A software pipeline: frame i is classified and hashed, and its rows
-    // prefetched, LAG frames before it is finished and encapsulated, so
-    // the row reads have arrived by then, and the hash (long dependency
-    // chains) and the header writing (loads and stores) of different
-    // frames run side by side.
-    let mut pending = [Pending::UNCLASSIFIED; LAG];
-    for i in 0..frames.len() + LAG {
-        if let Some(j) = i.checked_sub(LAG) {
-            if let Some(f) = frames.get_mut(j) {
-                let v = complete(fwd, enc, f, &pending[j % LAG]);
-                c.count(&v);
-                each(j, &v);
+    let mut router = fwd.batch(scratch);
+    for (n, chunk) in frames.chunks_mut(BATCH).enumerate() {
+        router.clear();
+        // A software pipeline over groups of frames: group g is
+        // classified, hashed side by side and its table rows prefetched
+        // while group g - 1 still waits to be finished and encapsulated,
+        // so the row reads have arrived by the time they are needed.
+        let groups = chunk.len().div_ceil(GROUP);
+        for g in 0..=groups {
+            if g < groups {
+                let group = g * GROUP..chunk.len().min((g + 1) * GROUP);
+                for f in &mut chunk[group.clone()] {
+                    match frame_bytes(f) {
+                        Some(bytes) => router.push(bytes),
+                        None => router.push_unclassified(),
+                    }
+                }
+                router.hash();
+                for i in group {
+                    for row in router.rows_to_read(i).into_iter().flatten() {
+                        prefetch(row);
+                    }
+                }
             }
-        }
-        if let Some(f) = frames.get_mut(i) {
-            let [main, alt] = start(&mut router, f, &mut pending[i % LAG]);
-            if let Some(row) = main {
-                prefetch(row);
-            }
-            if let Some(row) = alt {
-                prefetch(row);
+            if let Some(prev) = g.checked_sub(1) {
+                let group = prev * GROUP..chunk.len().min(g * GROUP);
+                for (i, f) in chunk[group.clone()].iter_mut().enumerate() {
+                    let i = group.start + i;
+                    let v = complete(enc, f, router.finish(i));
+                    c.count(&v);
+                    each(n * BATCH + i, &v);
+                }
             }
         }
     }

@@ -669,7 +669,13 @@ fn ready_notification_reaches_notify_socket() {
         panic!("no {want} on NOTIFY_SOCKET\n{}", d.stderr());
     };
     recv("READY=1");
-    // Ready means the ports are up: the director is already counting.
+    // Ready means the ports are up: the director logged that it runs
+    // before it said so. The line is already in the pipe; give the
+    // thread that collects stderr a moment to read it.
+    let end = Instant::now() + Duration::from_secs(2);
+    while !d.stderr().contains("director running") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         d.stderr().contains("director running"),
         "READY=1 before start-up finished\n{}",

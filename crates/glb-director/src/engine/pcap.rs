@@ -17,7 +17,7 @@ use glb_core::encap::Encapsulator;
 use glb_core::forward::Forwarder;
 
 use crate::path::{
-    CoreCounters, CounterSnapshot, HEADROOM, OwnedFrame, Verdict, process_batch_with,
+    CoreCounters, CounterSnapshot, HEADROOM, OwnedFrame, Verdict, process_batch_each,
 };
 
 /// Link type of Ethernet captures.
@@ -407,6 +407,7 @@ pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary
     let mut records: Vec<Record> = (0..BATCH).map(|_| Record::default()).collect();
     let mut frames: Vec<OwnedFrame> = (0..BATCH).map(|_| OwnedFrame::new(&[], HEADROOM)).collect();
     let mut verdicts = Vec::with_capacity(BATCH);
+    let mut scratch = Box::default();
     let (mut index, mut written) = (0u64, 0u64);
     let mut line = String::new();
     loop {
@@ -418,7 +419,15 @@ pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary
         if n == 0 {
             break;
         }
-        process_batch_with(fwd, enc, &mut frames[..n], &mut verdicts, &counters);
+        verdicts.clear();
+        process_batch_each(
+            fwd,
+            enc,
+            &mut frames[..n],
+            &counters,
+            &mut scratch,
+            |_, v| verdicts.push(*v),
+        );
         for ((rec, frame), v) in records.iter().zip(&frames).zip(&verdicts) {
             index += 1;
             let out = if let Verdict::Forward(_) = v {

@@ -296,6 +296,7 @@ impl RtcJob {
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
         let mut outs = [Out::Drop; BURST];
+        let mut scratch = Box::default();
         while shared.running.load(Ordering::Relaxed) {
             watch.check(&shared, stats);
             let fwd: &Forwarder = table.load();
@@ -312,6 +313,7 @@ impl RtcJob {
                     &p.enc,
                     batch.as_mut_slice(),
                     &stats.counters,
+                    &mut scratch,
                     |i, v| {
                         let o = out_of(v, exception);
                         forwarded += usize::from(o == Out::Forward);
@@ -534,6 +536,7 @@ impl WorkerJob {
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
         let mut outs: Vec<Out> = Vec::with_capacity(BURST);
+        let mut scratch = Box::default();
         let exception = self.unmatched.is_some();
         while shared.running.load(Ordering::Relaxed) {
             watch.check(&shared, stats);
@@ -569,6 +572,7 @@ impl WorkerJob {
                                 enc,
                                 &mut frames[i..j],
                                 &stats.counters,
+                                &mut scratch,
                                 |_, v| outs.push(out_of(v, exception)),
                             );
                         }
