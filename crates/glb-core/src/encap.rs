@@ -138,20 +138,40 @@ impl Encapsulator {
         frame_start: usize,
         route: &Route,
     ) -> Result<(usize, usize), EncapError> {
-        let hops = route.hops();
-        let Some((&first, rest)) = hops.split_first() else {
-            return Err(EncapError::OutOfBounds);
-        };
-        if rest.len() > gue::MAX_HOPS {
-            return Err(EncapError::TooLarge);
-        }
-        let hdr = header_len(hops.len());
         let inner = frame_start
             .checked_add(route.ip_offset)
             .ok_or(EncapError::OutOfBounds)?;
-        let end = inner
-            .checked_add(route.ip_len)
-            .ok_or(EncapError::OutOfBounds)?;
+        let (len, proto, sport) = (route.ip_len, route.gue_proto, route.udp_src_port());
+        match *route.hops() {
+            [a] => self.encapsulate_ip(buf, inner, len, proto, sport, &[a]),
+            [a, b] => self.encapsulate_ip(buf, inner, len, proto, sport, &[a, b]),
+            [a, b, c] => self.encapsulate_ip(buf, inner, len, proto, sport, &[a, b, c]),
+            [a, b, c, d] => self.encapsulate_ip(buf, inner, len, proto, sport, &[a, b, c, d]),
+            _ => Err(EncapError::OutOfBounds),
+        }
+    }
+
+    /// Encapsulates the IP packet of `ip_len` bytes at offset `inner` of
+    /// `buf` (GUE protocol `gue_proto`) towards `hops[0]`, listing the
+    /// other hops in GUE, with outer UDP source port `sport`. The number
+    /// of hops is known at compile time, so the header layout is too.
+    /// Returns the encapsulated frame's start and length in `buf`; on
+    /// error the buffer is untouched.
+    #[inline(always)]
+    pub fn encapsulate_ip<const HOPS: usize>(
+        &self,
+        buf: &mut [u8],
+        inner: usize,
+        ip_len: usize,
+        gue_proto: u8,
+        sport: u16,
+        hops: &[Ipv4Addr; HOPS],
+    ) -> Result<(usize, usize), EncapError> {
+        let Some((&first, rest)) = hops.split_first() else {
+            return Err(EncapError::OutOfBounds);
+        };
+        let hdr = const { header_len(HOPS) };
+        let end = inner.checked_add(ip_len).ok_or(EncapError::OutOfBounds)?;
         if end > buf.len() {
             return Err(EncapError::OutOfBounds);
         }
@@ -159,8 +179,7 @@ impl Encapsulator {
         let ip_total =
             u16::try_from(end - start - ethernet::HEADER_LEN).map_err(|_| EncapError::TooLarge)?;
         let udp_len = ip_total - ipv4::HEADER_LEN as u16;
-        let sport = route.udp_src_port();
-        let n = rest.len() as u8;
+        let n = const { HOPS.saturating_sub(1) as u8 };
 
         let (head, inner_bytes) = buf[start..end].split_at_mut(hdr);
         // `hdr` is at least the fixed part; a fixed-size view of it lets
@@ -184,37 +203,20 @@ impl Encapsulator {
         {
             let mut g = gue::Packet::new_unchecked(&mut fixed[GUE_AT..]);
             g.set_hlen(1 + n);
-            g.set_protocol(route.gue_proto);
+            g.set_protocol(gue_proto);
             g.set_hop_count(n);
         }
-        // Unrolled: as a loop the compiler turns this into a library call
-        // for what is usually four bytes.
         let mut hop_sum = 0u64;
-        let mut put_hop = |i: usize, h: Ipv4Addr| {
-            if let Some(slot) = hop_area.get_mut(4 * i..4 * i + 4) {
-                slot.copy_from_slice(&h.octets());
-            }
-            hop_sum += halves(h);
-        };
-        match *rest {
-            [a] => put_hop(0, a),
-            [a, b] => {
-                put_hop(0, a);
-                put_hop(1, b);
-            }
-            [a, b, c] => {
-                put_hop(0, a);
-                put_hop(1, b);
-                put_hop(2, c);
-            }
-            _ => {}
+        for (slot, h) in hop_area.chunks_exact_mut(4).zip(rest) {
+            slot.copy_from_slice(&h.octets());
+            hop_sum += halves(*h);
         }
         let csum = if self.params.udp_checksum {
             let sum = self.udp_const
                 + dst_sum
                 + 2 * u64::from(udp_len)
                 + u64::from(sport)
-                + ((u64::from(1 + n) << 8) | u64::from(route.gue_proto))
+                + ((u64::from(1 + n) << 8) | u64::from(gue_proto))
                 + u64::from(n)
                 + hop_sum;
             match !checksum::fold(checksum::add(sum, inner_bytes)) {

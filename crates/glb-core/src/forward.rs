@@ -214,7 +214,7 @@ impl Forwarder {
     /// The first half of [`Forwarder::route_frame`]: classification and
     /// flow hashing, everything but reading the table rows. A batch goes
     /// faster through a [`BatchRouter`], which hashes its frames side by
-    /// side and lets the caller prefetch the rows they need.
+    /// side.
     #[inline]
     pub fn start_frame(&self, frame: &[u8]) -> Pending {
         let Some(p) = inspect_v4_transport(frame) else {
@@ -309,20 +309,6 @@ impl Forwarder {
         }))
     }
 
-    /// The table rows [`Forwarder::finish`] will read for `p` (one, two
-    /// with alternate hash fields, or none), for prefetching.
-    #[inline]
-    pub fn rows_to_read(&self, p: &Pending) -> RowsToRead<'_> {
-        let Stage::Hashed(h) = &p.0 else {
-            return [None, None];
-        };
-        let Some(t) = self.tables.get(h.table) else {
-            return [None, None];
-        };
-        let alt = self.options.alt_hash_fields.map(|_| h.alt_hash);
-        t.rows_for(h.hash, alt)
-    }
-
     /// The second half of routing: reads the rows and gives the decision.
     #[inline]
     pub fn finish(&self, p: &Pending) -> Decision {
@@ -373,9 +359,8 @@ pub const BATCH: usize = 32;
 /// hashes of all IPv4 TCP/UDP frames are computed side by side with
 /// vector instructions ([`BatchRouter::hash`]) — one after another,
 /// SipHash would be the largest cost per packet; then each frame's route
-/// is read from its table ([`BatchRouter::finish`]), after the caller
-/// has had the chance to prefetch the rows ([`BatchRouter::rows_to_read`]).
-/// Other frames (IPv6, ICMP, IP options) are hashed as they are added.
+/// is read from its table ([`BatchRouter::finish`]). Other frames (IPv6,
+/// ICMP, IP options) are hashed as they are added.
 ///
 /// It also remembers the last IPv4 TCP/UDP classification: frames to the
 /// same destination, protocol and port as the one before — most of a
@@ -548,27 +533,6 @@ impl<'f> BatchRouter<'f> {
         }
     }
 
-    /// The table rows [`BatchRouter::finish`] will read for frame `slot`
-    /// (see [`Forwarder::rows_to_read`]); only valid once
-    /// [`BatchRouter::hash`] has run after the frame was added.
-    #[inline(always)]
-    pub fn rows_to_read(&self, slot: usize) -> RowsToRead<'f> {
-        if slot >= self.len {
-            return [None, None];
-        }
-        match self.s.slots.get(slot) {
-            Some(Slot::Ready(p)) => self.fwd.rows_to_read(p),
-            Some(&Slot::Lane { table, .. }) => match self.fwd.tables.get(table) {
-                Some(t) => t.rows_for(
-                    self.s.main.get(slot),
-                    self.hashers.1.map(|_| self.s.alt.get(slot)),
-                ),
-                None => [None, None],
-            },
-            None => [None, None],
-        }
-    }
-
     /// The route of frame `slot` (in the order the frames were added);
     /// only valid once [`BatchRouter::hash`] has run after the frame was
     /// added. A slot past the batch is unclassified.
@@ -603,10 +567,6 @@ impl<'f> BatchRouter<'f> {
     }
 }
 
-/// Table rows a route will read, for prefetching; only their addresses
-/// matter.
-pub type RowsToRead<'f> = [Option<&'f [u8; 2]>; 2];
-
 /// A frame classified and hashed, its route not yet read from the table
 /// (see [`Forwarder::start_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -637,14 +597,6 @@ struct Hashed {
 }
 
 impl RouteTable {
-    #[inline(always)]
-    fn rows_for(&self, hash: u64, alt_hash: Option<u64>) -> RowsToRead<'_> {
-        [
-            self.rows.get(row_of(hash)),
-            alt_hash.and_then(|h| self.rows.get(row_of(h))),
-        ]
-    }
-
     #[inline(always)]
     fn hops(&self, hash: u64) -> Option<[Ipv4Addr; 2]> {
         let [p, s] = *self.rows.get(row_of(hash))?;

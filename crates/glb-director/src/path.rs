@@ -12,12 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
 use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route};
-use glb_core::hash::LANE_BLOCK;
-
-/// Frames per step of the batch pipeline: one block of hash lanes.
-const GROUP: usize = LANE_BLOCK;
-
-use crate::dpdk::prefetch;
 
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
@@ -104,7 +98,8 @@ pub enum Verdict {
 }
 
 /// Counters of one core, written by that core once per batch and readable
-/// from any thread (e.g. the statsd reporter).
+/// from any thread (e.g. the statsd reporter). Only the owning core may
+/// add to them (see [`count_on_own_core`]).
 #[derive(Debug, Default)]
 pub struct CoreCounters {
     /// Frames the packet path saw.
@@ -176,17 +171,23 @@ impl CoreCounters {
         let total = frames as u64;
         let matched = total - b.unmatched;
         let encap_success = matched - b.route_failed - b.encap_failure;
-        let add = |a: &AtomicU64, n: u64| {
-            if n != 0 {
-                a.fetch_add(n, Ordering::Relaxed);
-            }
-        };
+        let add = count_on_own_core;
         add(&self.total, total);
         add(&self.matched, matched);
         add(&self.unmatched, b.unmatched);
         add(&self.route_failed, b.route_failed);
         add(&self.encap_success, encap_success);
         add(&self.encap_failure, b.encap_failure);
+    }
+}
+
+/// Adds `n` to a counter that only the calling core writes (others only
+/// read it): a plain load and store, which costs a fraction of the locked
+/// read-modify-write of `fetch_add`, done several times per burst.
+#[inline]
+pub fn count_on_own_core(a: &AtomicU64, n: u64) {
+    if n != 0 {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 }
 
@@ -289,37 +290,20 @@ pub fn process_batch_each<F: FrameBuf>(
     let mut c = BatchCounts::default();
     let mut router = fwd.batch(scratch);
     for (n, chunk) in frames.chunks_mut(BATCH).enumerate() {
+        // Classify every frame, hash them all at once, then finish and
+        // encapsulate each.
         router.clear();
-        // A software pipeline over groups of frames: group g is
-        // classified, hashed side by side and its table rows prefetched
-        // while group g - 1 still waits to be finished and encapsulated,
-        // so the row reads have arrived by the time they are needed.
-        let groups = chunk.len().div_ceil(GROUP);
-        for g in 0..=groups {
-            if g < groups {
-                let group = g * GROUP..chunk.len().min((g + 1) * GROUP);
-                for f in &mut chunk[group.clone()] {
-                    match frame_bytes(f) {
-                        Some(bytes) => router.push(bytes),
-                        None => router.push_unclassified(),
-                    }
-                }
-                router.hash();
-                for i in group {
-                    for row in router.rows_to_read(i).into_iter().flatten() {
-                        prefetch(row);
-                    }
-                }
+        for f in chunk.iter_mut() {
+            match frame_bytes(f) {
+                Some(bytes) => router.push(bytes),
+                None => router.push_unclassified(),
             }
-            if let Some(prev) = g.checked_sub(1) {
-                let group = prev * GROUP..chunk.len().min(g * GROUP);
-                for (i, f) in chunk[group.clone()].iter_mut().enumerate() {
-                    let i = group.start + i;
-                    let v = complete(enc, f, router.finish(i));
-                    c.count(&v);
-                    each(n * BATCH + i, &v);
-                }
-            }
+        }
+        router.hash();
+        for (i, f) in chunk.iter_mut().enumerate() {
+            let v = complete(enc, f, router.finish(i));
+            c.count(&v);
+            each(n * BATCH + i, &v);
         }
     }
     counters.absorb(frames.len(), &c);

@@ -20,7 +20,7 @@ use crate::dpdk::eal;
 use crate::dpdk::ethdev::{RxQueue, TxQueue};
 use crate::dpdk::mbuf::{BURST, Mbuf, MbufBatch};
 use crate::dpdk::ring::{Consumer, Producer};
-use crate::path::{CoreCounters, Verdict, process_batch_each};
+use crate::path::{CoreCounters, Verdict, count_on_own_core, process_batch_each};
 
 /// Transmit attempts for a batch before the rest is dropped.
 const TX_ATTEMPTS: usize = 8;
@@ -53,11 +53,10 @@ pub struct CoreStats {
     pub exited: AtomicBool,
 }
 
+/// Adds to one of the calling core's own counters.
 #[inline]
 fn add(a: &AtomicU64, n: usize) {
-    if n != 0 {
-        a.fetch_add(n as u64, Ordering::Relaxed);
-    }
+    count_on_own_core(a, n as u64);
 }
 
 /// How a core behaves when it has nothing to do: first `spin_polls`
