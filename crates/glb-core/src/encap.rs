@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::forward::Route;
+use crate::forward::{Route, V4Route};
 use crate::wire::{checksum, ethernet, gue, ip_proto, ipv4, udp};
 
 /// Outer headers before the GUE hop list: Ethernet, IPv4, UDP, GUE base
@@ -149,6 +149,29 @@ impl Encapsulator {
             [a, b, c, d] => self.encapsulate_ip(buf, inner, len, proto, sport, &[a, b, c, d]),
             _ => Err(EncapError::OutOfBounds),
         }
+    }
+
+    /// [`Encapsulator::encapsulate`] for the common route shape: the same
+    /// bytes as for [`V4Route::to_route`], with the layout known at
+    /// compile time.
+    #[inline(always)]
+    pub fn encapsulate_v4(
+        &self,
+        buf: &mut [u8],
+        frame_start: usize,
+        route: &V4Route,
+    ) -> Result<(usize, usize), EncapError> {
+        let inner = frame_start
+            .checked_add(ethernet::HEADER_LEN)
+            .ok_or(EncapError::OutOfBounds)?;
+        self.encapsulate_ip(
+            buf,
+            inner,
+            usize::from(route.ip_len),
+            ip_proto::IPV4,
+            route.udp_src_port(),
+            &route.hops,
+        )
     }
 
     /// Encapsulates the IP packet of `ip_len` bytes at offset `inner` of

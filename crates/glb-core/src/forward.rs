@@ -45,8 +45,9 @@ impl Default for RouteOptions {
 struct RouteTable {
     hash_key: SipKey,
     /// Per row, the primary and secondary backend indexes (always below
-    /// 256, which the table reader guarantees).
-    rows: Box<[[u8; 2]]>,
+    /// 256, which the table reader guarantees). Fixed in size, so a row
+    /// number taken from a hash needs no bounds check.
+    rows: Box<[[u8; 2]; TABLE_ENTRIES]>,
     /// Per backend slot, its IPv4 address; `None` for IPv6 backends,
     /// which cannot be an outer IPv4 destination.
     backends: Box<[Option<Ipv4Addr>; MAX_BACKENDS]>,
@@ -83,6 +84,48 @@ impl Route {
     /// The outer UDP source port: `0x8000 | ((hash ^ flow_hint) & 0x7fff)`,
     /// so each flow keeps one port and proxies spread flows over their
     /// receive queues.
+    pub fn udp_src_port(&self) -> u16 {
+        0x8000 | ((self.hash as u16 ^ self.flow_hint) & 0x7fff)
+    }
+}
+
+/// The route of an IPv4 TCP/UDP frame over two hops — the director's
+/// common case — in just the values its encapsulation needs (see
+/// [`BatchRouter::v4_route`]). The inner packet is IPv4 and starts right
+/// after the frame's Ethernet header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Route {
+    /// Table the packet was classified to.
+    pub table: usize,
+    /// The flow hash.
+    pub hash: u64,
+    /// Mixed into the outer UDP source port (the client's port).
+    pub flow_hint: u16,
+    /// Primary and secondary hop; the first is the outer destination.
+    pub hops: [Ipv4Addr; 2],
+    /// Length of the inner IP packet.
+    pub ip_len: u16,
+}
+
+impl V4Route {
+    /// The same route in its general form.
+    #[inline(always)]
+    pub fn to_route(&self) -> Route {
+        let [a, b] = self.hops;
+        Route {
+            table: self.table,
+            hash: self.hash,
+            flow_hint: self.flow_hint,
+            hops: [a, b, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED],
+            hop_count: 2,
+            gue_proto: ip_proto::IPV4,
+            ip_offset: ethernet::HEADER_LEN,
+            ip_len: usize::from(self.ip_len),
+        }
+    }
+
+    /// See [`Route::udp_src_port`].
+    #[inline(always)]
     pub fn udp_src_port(&self) -> u16 {
         0x8000 | ((self.hash as u16 ^ self.flow_hint) & 0x7fff)
     }
@@ -139,7 +182,10 @@ impl Forwarder {
                 };
             }
             let n = t.backends().len();
-            let mut rows = vec![[0u8; 2]; TABLE_ENTRIES].into_boxed_slice();
+            let mut rows: Box<[[u8; 2]; TABLE_ENTRIES]> = vec![[0u8; 2]; TABLE_ENTRIES]
+                .into_boxed_slice()
+                .try_into()
+                .map_err(|_| err("row table size".into()))?;
             for (r, rec) in rows.iter_mut().zip(t.rows.iter()) {
                 let (p, s) = (rec.primary.get() as usize, rec.secondary.get() as usize);
                 if p >= n || s >= n {
@@ -248,7 +294,8 @@ impl Forwarder {
             ),
             len: 0,
             lanes_used: 0,
-            hashed: 0,
+            lane_table: None,
+            mixed_tables: false,
         }
     }
 
@@ -373,15 +420,21 @@ pub struct BatchRouter<'f> {
     /// Protocol, destination port and address of the last lookup; 0 (no
     /// protocol) before the first.
     last_key: u64,
-    last_table: Option<(usize, &'f RouteTable)>,
+    /// The table of the last lookup (one that exists).
+    last_table: Option<usize>,
     /// The IPv4 messages of the main and alternate fields.
     hashers: (V4Hasher, Option<V4Hasher>),
     /// Frames in the batch.
     len: usize,
     /// One past the last slot whose message is in the lanes.
     lanes_used: usize,
-    /// Slots below this are hashed.
-    hashed: usize,
+    /// The table IPv4 TCP/UDP frames of this batch were classified to,
+    /// while that was always the same one (the usual case: their flow
+    /// hashes then share one key).
+    lane_table: Option<usize>,
+    /// Whether they were classified to more than one table. Both are only
+    /// updated when the classification changes, not for every frame.
+    mixed_tables: bool,
 }
 
 /// The memory a [`BatchRouter`] works in: a few kilobytes, kept by a
@@ -424,7 +477,7 @@ impl fmt::Debug for BatchRouter<'_> {
         f.debug_struct("BatchRouter")
             .field("len", &self.len)
             .field("last_key", &self.last_key)
-            .field("last_table", &self.last_table.map(|(i, _)| i))
+            .field("last_table", &self.last_table)
             .finish_non_exhaustive()
     }
 }
@@ -435,7 +488,9 @@ impl<'f> BatchRouter<'f> {
     pub fn clear(&mut self) {
         self.len = 0;
         self.lanes_used = 0;
-        self.hashed = 0;
+        // Frames that hit the remembered classification get its table.
+        self.lane_table = self.last_table;
+        self.mixed_tables = false;
     }
 
     /// Frames added since the last [`BatchRouter::clear`].
@@ -487,9 +542,15 @@ impl<'f> BatchRouter<'f> {
                 .fwd
                 .classifier
                 .classify_v4_transport(p.proto, p.dst, p.dst_port)
-                .and_then(|i| Some((i, self.fwd.tables.get(i)?)));
+                .filter(|&i| i < self.fwd.tables.len());
+            if let Some(t) = self.last_table {
+                match self.lane_table {
+                    None => self.lane_table = Some(t),
+                    Some(other) => self.mixed_tables |= other != t,
+                }
+            }
         }
-        let Some((table, t)) = self.last_table else {
+        let Some(table) = self.last_table else {
             self.put(Slot::Ready(Pending::UNCLASSIFIED));
             return;
         };
@@ -500,11 +561,9 @@ impl<'f> BatchRouter<'f> {
         let (src, dst, sp, dp) = (p.src, p.dst, p.src_port, p.dst_port);
         self.s
             .main
-            .load(slot, &t.hash_key, self.hashers.0.message(src, dst, sp, dp));
+            .load_message(slot, self.hashers.0.message(src, dst, sp, dp));
         if let Some(h) = self.hashers.1 {
-            self.s
-                .alt
-                .load(slot, &t.hash_key, h.message(src, dst, sp, dp));
+            self.s.alt.load_message(slot, h.message(src, dst, sp, dp));
         }
         self.lanes_used = slot + 1;
         self.put(Slot::Lane {
@@ -514,23 +573,74 @@ impl<'f> BatchRouter<'f> {
         });
     }
 
-    /// Computes the flow hashes of the IPv4 TCP/UDP frames added since the
-    /// last call. Lanes are hashed in blocks of [`LANE_BLOCK`], so adding
-    /// frames a block at a time between calls wastes no work.
+    /// Computes the flow hashes of the IPv4 TCP/UDP frames of the batch.
+    /// Call it after the last [`BatchRouter::push`].
     #[inline]
     pub fn hash(&mut self) {
-        let lanes = self.hashed..self.lanes_used;
-        self.hashed = self.len;
-        if lanes.is_empty() {
+        let Some(table) = self.lane_table else {
+            return;
+        };
+        if self.lanes_used == 0 {
             return;
         }
+        let lanes = 0..self.lanes_used;
+        let s = &mut *self.s;
         let engine = self.fwd.engine;
-        self.s
-            .main
-            .hash(engine, self.hashers.0.message_len(), lanes.clone());
-        if let Some(h) = self.hashers.1 {
-            self.s.alt.hash(engine, h.message_len(), lanes);
+        let (main_len, alt) = (
+            self.hashers.0.message_len(),
+            self.hashers.1.map(|h| h.message_len()),
+        );
+        if self.mixed_tables {
+            for (i, slot) in s.slots[lanes.clone()].iter().enumerate() {
+                if let Slot::Lane { table, .. } = *slot
+                    && let Some(t) = self.fwd.tables.get(table)
+                {
+                    s.main.set_key(i, &t.hash_key);
+                    if alt.is_some() {
+                        s.alt.set_key(i, &t.hash_key);
+                    }
+                }
+            }
+            s.main.hash(engine, main_len, lanes.clone());
+            if let Some(len) = alt {
+                s.alt.hash(engine, len, lanes);
+            }
+        } else if let Some(t) = self.fwd.tables.get(table) {
+            s.main
+                .hash_under(engine, main_len, lanes.clone(), &t.hash_key);
+            if let Some(len) = alt {
+                s.alt.hash_under(engine, len, lanes, &t.hash_key);
+            }
         }
+    }
+
+    /// The route of frame `slot` when it takes the common path: an IPv4
+    /// TCP/UDP frame routed to two IPv4 hops, without alternate hash
+    /// fields. `None` otherwise, and then [`BatchRouter::finish`] has
+    /// the answer. Same validity as [`BatchRouter::finish`], whose
+    /// decision for such a frame is this route ([`V4Route::to_route`]).
+    #[inline(always)]
+    pub fn v4_route(&self, slot: usize) -> Option<V4Route> {
+        if slot >= self.len || self.hashers.1.is_some() {
+            return None;
+        }
+        let &Slot::Lane {
+            table,
+            flow_hint,
+            ip_len,
+        } = self.s.slots.get(slot)?
+        else {
+            return None;
+        };
+        let hash = self.s.main.get(slot);
+        let hops = self.fwd.tables.get(table)?.hops(hash)?;
+        Some(V4Route {
+            table,
+            hash,
+            flow_hint,
+            hops,
+            ip_len,
+        })
     }
 
     /// The route of frame `slot` (in the order the frames were added);
@@ -599,7 +709,7 @@ struct Hashed {
 impl RouteTable {
     #[inline(always)]
     fn hops(&self, hash: u64) -> Option<[Ipv4Addr; 2]> {
-        let [p, s] = *self.rows.get(row_of(hash))?;
+        let [p, s] = self.rows[row_of(hash)];
         Some([
             self.backends[usize::from(p)]?,
             self.backends[usize::from(s)]?,

@@ -257,16 +257,20 @@ pub const LANE_BLOCK: usize = 8;
 /// packets computed with vector instructions, several times faster than
 /// one after another.
 ///
-/// Load each lane with [`SipLanes::load`], run [`SipLanes::hash`] once,
-/// then read each lane's hash with [`SipLanes::get`]. Every lane of one
-/// run holds a message of the same length. Lanes that were not loaded
-/// are hashed too (cheaper than skipping them); their results mean
-/// nothing.
+/// Load each lane with [`SipLanes::load`] and run [`SipLanes::hash`]
+/// once — or, when every message is under one key, load just the
+/// messages ([`SipLanes::load_message`]) and run [`SipLanes::hash_under`]
+/// — then read each lane's hash with [`SipLanes::get`]. Every lane of one run holds a
+/// message of the same length. Lanes that were not loaded are hashed too
+/// (cheaper than skipping them); their results mean nothing.
 ///
 /// Its `Debug` output is redacted: the lanes hold key-derived state.
 #[derive(Clone)]
 pub struct SipLanes<const BLOCKS: usize> {
     blocks: [LaneBlock; BLOCKS],
+    /// The hashes, by block; hashing leaves the blocks as they were, so
+    /// a block can be hashed again after more lanes were loaded.
+    out: [[u64; LANE_BLOCK]; BLOCKS],
 }
 
 /// The state and message words of [`LANE_BLOCK`] lanes, one array per
@@ -276,9 +280,6 @@ pub struct SipLanes<const BLOCKS: usize> {
 struct LaneBlock {
     v: [[u64; LANE_BLOCK]; 4],
     m: [[u64; LANE_BLOCK]; 2],
-    /// The hashes; hashing leaves `v` and `m` as they were, so a block
-    /// can be hashed again after more lanes were loaded.
-    out: [u64; LANE_BLOCK],
 }
 
 // Loops indexed by lane are the point here: each becomes one vector
@@ -288,7 +289,6 @@ impl LaneBlock {
     const ZERO: LaneBlock = LaneBlock {
         v: [[0; LANE_BLOCK]; 4],
         m: [[0; LANE_BLOCK]; 2],
-        out: [0; LANE_BLOCK],
     };
 
     /// One SipRound in every lane.
@@ -312,13 +312,12 @@ impl LaneBlock {
         }
     }
 
-    /// Hashes every lane's `len`-byte message into `out`. Written as plain loops over the lanes, which the compiler
-    /// turns into vector code for whatever instruction set it is
-    /// compiled for (see [`HashLanes`]).
+    /// Hashes every lane's `len`-byte message, starting from the key
+    /// state `v`, into `out`. Written as plain loops over the lanes, which
+    /// the compiler turns into vector code for whatever instruction set
+    /// it is compiled for (see [`HashLanes`]).
     #[inline(always)]
-    fn hash(&mut self, len: u8) {
-        // Work on a copy: the compiler keeps it in vector registers.
-        let mut v = self.v;
+    fn hash(&self, mut v: [[u64; LANE_BLOCK]; 4], len: u8, out: &mut [u64; LANE_BLOCK]) {
         let last = if len >= 8 {
             Self::compress(&mut v, &self.m[0]);
             &self.m[1]
@@ -337,7 +336,7 @@ impl LaneBlock {
             Self::round(&mut v);
         }
         for i in 0..LANE_BLOCK {
-            self.out[i] = v[0][i] ^ v[1][i] ^ v[2][i] ^ v[3][i];
+            out[i] = v[0][i] ^ v[1][i] ^ v[2][i] ^ v[3][i];
         }
     }
 }
@@ -345,8 +344,11 @@ impl LaneBlock {
 /// The hashing of [`SipLanes::hash`] as an operation that `pulp` compiles
 /// once per instruction set and runs with the best one the CPU has.
 struct HashLanes<'a> {
-    blocks: &'a mut [LaneBlock],
+    blocks: &'a [LaneBlock],
+    out: &'a mut [[u64; LANE_BLOCK]],
     len: u8,
+    /// The key state for all lanes, or `None` for each lane's own.
+    key: Option<[u64; 4]>,
 }
 
 impl pulp::WithSimd for HashLanes<'_> {
@@ -354,8 +356,12 @@ impl pulp::WithSimd for HashLanes<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        for b in self.blocks {
-            b.hash(self.len);
+        for (b, out) in self.blocks.iter().zip(self.out) {
+            let v = match self.key {
+                Some(k) => k.map(|w| [w; LANE_BLOCK]),
+                None => b.v,
+            };
+            b.hash(v, self.len, out);
         }
     }
 }
@@ -374,12 +380,33 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
     pub const fn new() -> Self {
         SipLanes {
             blocks: [LaneBlock::ZERO; BLOCKS],
+            out: [[0; LANE_BLOCK]; BLOCKS],
         }
     }
 
     /// Puts `msg` under `key` into `lane`. A lane past the end is ignored.
     #[inline(always)]
     pub fn load(&mut self, lane: usize, key: &SipKey, msg: ShortMsg) {
+        self.set_key(lane, key);
+        self.load_message(lane, msg);
+    }
+
+    /// Puts `msg` into `lane`, keeping the lane's key. A lane past the
+    /// end is ignored.
+    #[inline(always)]
+    pub fn load_message(&mut self, lane: usize, msg: ShortMsg) {
+        let Some(b) = self.blocks.get_mut(lane / LANE_BLOCK) else {
+            return;
+        };
+        let i = lane % LANE_BLOCK;
+        let [lo, hi] = msg.words();
+        b.m[0][i] = lo;
+        b.m[1][i] = hi;
+    }
+
+    /// Sets the key of `lane`. A lane past the end is ignored.
+    #[inline(always)]
+    pub fn set_key(&mut self, lane: usize, key: &SipKey) {
         let Some(b) = self.blocks.get_mut(lane / LANE_BLOCK) else {
             return;
         };
@@ -387,21 +414,32 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
         for (w, k) in b.v.iter_mut().zip(key.v) {
             w[i] = k;
         }
-        let [lo, hi] = msg.words();
-        b.m[0][i] = lo;
-        b.m[1][i] = hi;
     }
 
     /// Hashes lanes `lanes` (widened to whole blocks), each holding a
-    /// message of `len` bytes (at most [`ShortMsg::MAX_LEN`]), with
-    /// `engine`'s instructions.
+    /// message of `len` bytes (at most [`ShortMsg::MAX_LEN`]) under its
+    /// own key, with `engine`'s instructions.
     #[inline]
     pub fn hash(&mut self, engine: LaneEngine, len: u8, lanes: Range<usize>) {
-        let first = (lanes.start / LANE_BLOCK).min(BLOCKS);
-        let end = lanes.end.div_ceil(LANE_BLOCK).clamp(first, BLOCKS);
+        self.run(engine, len, lanes, None);
+    }
+
+    /// [`SipLanes::hash`] with every lane under `key`, whatever key the
+    /// lanes were loaded with: the key goes straight into vector
+    /// registers, no lane needs its own copy.
+    #[inline]
+    pub fn hash_under(&mut self, engine: LaneEngine, len: u8, lanes: Range<usize>, key: &SipKey) {
+        self.run(engine, len, lanes, Some(key.v));
+    }
+
+    #[inline(always)]
+    fn run(&mut self, engine: LaneEngine, len: u8, lanes: Range<usize>, key: Option<[u64; 4]>) {
+        let blocks = block_range::<BLOCKS>(lanes);
         let op = HashLanes {
-            blocks: &mut self.blocks[first..end],
+            blocks: &self.blocks[blocks.clone()],
+            out: &mut self.out[blocks],
             len: len.min(ShortMsg::MAX_LEN),
+            key,
         };
         engine.0.dispatch(op);
     }
@@ -410,10 +448,14 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
     /// covered it (0 for a lane past the end).
     #[inline(always)]
     pub fn get(&self, lane: usize) -> u64 {
-        self.blocks
-            .get(lane / LANE_BLOCK)
-            .map_or(0, |b| b.out[lane % LANE_BLOCK])
+        self.out.as_flattened().get(lane).copied().unwrap_or(0)
     }
+}
+
+/// The blocks that hold `lanes`, clamped to the `BLOCKS` there are.
+fn block_range<const BLOCKS: usize>(lanes: Range<usize>) -> Range<usize> {
+    let first = (lanes.start / LANE_BLOCK).min(BLOCKS);
+    first..lanes.end.div_ceil(LANE_BLOCK).clamp(first, BLOCKS)
 }
 
 impl<const BLOCKS: usize> fmt::Debug for SipLanes<BLOCKS> {
@@ -582,6 +624,14 @@ mod tests {
                 for (i, (key, msg)) in lanes.iter().enumerate() {
                     let want = Key16::new(*key).siphash(&msg[..usize::from(len)]);
                     prop_assert_eq!(l.get(i), want, "lane {} on {}", i, engine.name());
+                }
+                // The same messages all under the first lane's key, which
+                // overrides the keys the lanes were loaded with.
+                let shared = Key16::new(lanes[0].0);
+                l.hash_under(*engine, len, 0..SipLanes::<4>::LANES, &SipKey::new(&shared));
+                for (i, (_, msg)) in lanes.iter().enumerate() {
+                    let want = shared.siphash(&msg[..usize::from(len)]);
+                    prop_assert_eq!(l.get(i), want, "shared key, lane {} on {}", i, engine.name());
                 }
             }
         });

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route};
+use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route, V4Route};
 
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
@@ -243,6 +243,22 @@ fn complete<F: FrameBuf>(enc: &Encapsulator, frame: &mut F, decision: Decision) 
     }
 }
 
+/// [`complete`] for a frame on the common path.
+#[inline(always)]
+fn complete_v4<F: FrameBuf>(enc: &Encapsulator, frame: &mut F, route: &V4Route) -> Verdict {
+    let (buf, start, _) = frame.parts();
+    match enc.encapsulate_v4(buf, start, route) {
+        Ok((s, l)) => {
+            frame.set_bounds(s, l);
+            Verdict::Forward(route.to_route())
+        }
+        Err(error) => Verdict::EncapFailed {
+            table: route.table,
+            error,
+        },
+    }
+}
+
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
 /// in order; `counters` is updated once. The outer-header template for
 /// `params` is prepared once per batch; engines that keep an
@@ -301,7 +317,10 @@ pub fn process_batch_each<F: FrameBuf>(
         }
         router.hash();
         for (i, f) in chunk.iter_mut().enumerate() {
-            let v = complete(enc, f, router.finish(i));
+            let v = match router.v4_route(i) {
+                Some(r) => complete_v4(enc, f, &r),
+                None => complete(enc, f, router.finish(i)),
+            };
             c.count(&v);
             each(n * BATCH + i, &v);
         }

@@ -269,7 +269,7 @@ proptest! {
     fn batches_agree_with_single_frames(
         frames in proptest::collection::vec(batch_frame(), 1..80),
     ) {
-        for fwd in [catch_all_cached(), all_fields()] {
+        for fwd in [catch_all_cached(), all_fields(), two_keys()] {
             let enc = Encapsulator::new(params());
             let mut batch: Vec<OwnedFrame> =
                 frames.iter().map(|f| OwnedFrame::new(f, HEADROOM)).collect();
@@ -284,6 +284,32 @@ proptest! {
             }
         }
     }
+}
+
+/// Two tables under different hash keys, sharing the fuzzed traffic
+/// between them: a batch hashes frames of both side by side, each under
+/// its own table's key.
+fn two_keys() -> &'static Forwarder {
+    use std::sync::OnceLock;
+    static F: OnceLock<Forwarder> = OnceLock::new();
+    F.get_or_init(|| {
+        let json = tables_json(&[
+            (
+                KEY,
+                r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80},
+                   {"ip": "10.1.1.2", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+                &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+            ),
+            (
+                "f0e0d0c0b0a090807060504030201000",
+                r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+                   {"ip": "0.0.0.0/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+                &["192.0.2.4", "192.0.2.5", "192.0.2.6", "192.0.2.7"],
+            ),
+        ]);
+        let bin = compile(&json);
+        Forwarder::new(&TableFile::parse(&bin).unwrap(), RouteOptions::default()).unwrap()
+    })
 }
 
 fn catch_all_cached() -> &'static Forwarder {
