@@ -356,12 +356,21 @@ impl pulp::WithSimd for HashLanes<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        for (b, out) in self.blocks.iter().zip(self.out) {
-            let v = match self.key {
-                Some(k) => k.map(|w| [w; LANE_BLOCK]),
-                None => b.v,
-            };
-            b.hash(v, self.len, out);
+        // Two loops rather than a choice per block, so each compiles to
+        // straight vector code.
+        let blocks = self.blocks.iter().zip(self.out);
+        match self.key {
+            Some(k) => {
+                let v = k.map(|w| [w; LANE_BLOCK]);
+                for (b, out) in blocks {
+                    b.hash(v, self.len, out);
+                }
+            }
+            None => {
+                for (b, out) in blocks {
+                    b.hash(b.v, self.len, out);
+                }
+            }
         }
     }
 }
