@@ -188,11 +188,26 @@ impl V4Hasher {
     /// many flows side by side ([`crate::hash::SipLanes`]).
     #[inline(always)]
     pub fn message(&self, src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16) -> ShortMsg {
+        struct One([u8; 4], [u8; 4], u16, u16);
+        impl V4Specialised for One {
+            type Output = ShortMsg;
+            #[inline(always)]
+            fn run<M: V4Message>(self) -> ShortMsg {
+                M::message(self.0, self.1, self.2, self.3)
+            }
+        }
+        self.specialise(One(src, dst, src_port, dst_port))
+    }
+
+    /// Runs `code` with this field set's message layout as a type, so a
+    /// loop over many flows picks the layout once rather than per flow.
+    #[inline(always)]
+    pub fn specialise<S: V4Specialised>(&self, code: S) -> S::Output {
         macro_rules! dispatch {
             ($($n:literal)*) => {
                 match self.0 {
-                    $($n => message_v4::<$n>(src, dst, src_port, dst_port),)*
-                    _ => message_v4::<0>(src, dst, src_port, dst_port),
+                    $($n => code.run::<V4Fields<$n>>(),)*
+                    _ => code.run::<V4Fields<0>>(),
                 }
             };
         }
@@ -204,6 +219,34 @@ impl V4Hasher {
         let (addrs, ports) = (self.0 & 3, (self.0 >> 2) & 3);
         4 * addrs.count_ones() as u8 + 2 * ports.count_ones() as u8
     }
+}
+
+/// An IPv4 flow-hash message layout known at compile time (see
+/// [`V4Hasher::specialise`]).
+pub trait V4Message {
+    /// The message of these addresses and ports.
+    fn message(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16) -> ShortMsg;
+}
+
+/// The layout of field set `F` (bit 0 source address, 1 destination
+/// address, 2 source port, 3 destination port).
+#[derive(Debug, Clone, Copy)]
+pub struct V4Fields<const F: u8>;
+
+impl<const F: u8> V4Message for V4Fields<F> {
+    #[inline(always)]
+    fn message(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16) -> ShortMsg {
+        message_v4::<F>(src, dst, src_port, dst_port)
+    }
+}
+
+/// Code generic over a [`V4Message`] layout, run by
+/// [`V4Hasher::specialise`] with the layout of its field set.
+pub trait V4Specialised {
+    /// What the code returns.
+    type Output;
+    /// Runs the code with layout `M`.
+    fn run<M: V4Message>(self) -> Self::Output;
 }
 
 /// The IPv4 flow-hash message for the field set `F` (bit 0 source

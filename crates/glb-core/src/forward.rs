@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::classify::Classifier;
-use crate::flow::{HashFields, V4Hasher, row_of};
+use crate::flow::{HashFields, V4Hasher, V4Message, V4Specialised, row_of};
 use crate::hash::{Key16, LANE_BLOCK, LaneEngine, SipKey, SipLanes};
 use crate::model::MAX_BACKENDS;
 use crate::packet::{Inspection, Lookup, V4Transport, inspect, inspect_v4_transport};
@@ -523,6 +523,37 @@ impl<'f> BatchRouter<'f> {
     /// frames; more are ignored.
     #[inline(always)]
     pub fn push(&mut self, frame: &[u8]) {
+        self.push_frames(std::iter::once(Some(frame)));
+    }
+
+    /// Classifies the next frames of the batch, in order; `None` stands
+    /// for a frame the engine could not read (see
+    /// [`BatchRouter::push_unclassified`]). The same as pushing them one
+    /// by one, but the shape of the flow-hash message is chosen once for
+    /// all of them.
+    #[inline]
+    pub fn push_frames<'a>(&mut self, frames: impl Iterator<Item = Option<&'a [u8]>>) {
+        struct PushAll<'r, 'f, I>(&'r mut BatchRouter<'f>, I);
+        impl<'a, I: Iterator<Item = Option<&'a [u8]>>> V4Specialised for PushAll<'_, '_, I> {
+            type Output = ();
+            #[inline(always)]
+            fn run<M: V4Message>(self) {
+                let PushAll(router, frames) = self;
+                for frame in frames {
+                    match frame {
+                        Some(bytes) => router.push_with::<M>(bytes),
+                        None => router.push_unclassified(),
+                    }
+                }
+            }
+        }
+        let main = self.hashers.0;
+        main.specialise(PushAll(self, frames));
+    }
+
+    /// [`BatchRouter::push`] with the main message layout `M`.
+    #[inline(always)]
+    fn push_with<M: V4Message>(&mut self, frame: &[u8]) {
         let slot = self.len;
         if slot >= BATCH {
             return;
@@ -559,9 +590,7 @@ impl<'f> BatchRouter<'f> {
             return;
         }
         let (src, dst, sp, dp) = (p.src, p.dst, p.src_port, p.dst_port);
-        self.s
-            .main
-            .load_message(slot, self.hashers.0.message(src, dst, sp, dp));
+        self.s.main.load_message(slot, M::message(src, dst, sp, dp));
         if let Some(h) = self.hashers.1 {
             self.s.alt.load_message(slot, h.message(src, dst, sp, dp));
         }

@@ -309,12 +309,7 @@ pub fn process_batch_each<F: FrameBuf>(
         // Classify every frame, hash them all at once, then finish and
         // encapsulate each.
         router.clear();
-        for f in chunk.iter_mut() {
-            match frame_bytes(f) {
-                Some(bytes) => router.push(bytes),
-                None => router.push_unclassified(),
-            }
-        }
+        router.push_frames(chunk.iter_mut().map(|f| frame_bytes(f)));
         router.hash();
         for (i, f) in chunk.iter_mut().enumerate() {
             let v = match router.v4_route(i) {
