@@ -643,6 +643,20 @@ impl<'f> BatchRouter<'f> {
         }
     }
 
+    /// The table rows the batch's IPv4 TCP/UDP frames will read, for
+    /// prefetching; only valid after [`BatchRouter::hash`].
+    #[inline(always)]
+    pub fn rows(&self) -> impl Iterator<Item = &'f [u8; 2]> + '_ {
+        let tables = &self.fwd.tables;
+        self.s.slots[..self.lanes_used]
+            .iter()
+            .zip(self.s.main.hashes())
+            .filter_map(move |(slot, &hash)| match *slot {
+                Slot::Lane { table, .. } => Some(&tables.get(table)?.rows[row_of(hash)]),
+                Slot::Ready(_) => None,
+            })
+    }
+
     /// The route of frame `slot` when it takes the common path: an IPv4
     /// TCP/UDP frame routed to two IPv4 hops, without alternate hash
     /// fields. `None` otherwise, and then [`BatchRouter::finish`] has

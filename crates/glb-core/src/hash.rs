@@ -453,6 +453,12 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
         engine.0.dispatch(op);
     }
 
+    /// The hashes of all lanes, in lane order (see [`SipLanes::get`]).
+    #[inline(always)]
+    pub fn hashes(&self) -> &[u64] {
+        self.out.as_flattened()
+    }
+
     /// The hash of `lane` computed by the last [`SipLanes::hash`] that
     /// covered it (0 for a lane past the end).
     #[inline(always)]

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
 use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route, V4Route};
 
+use crate::dpdk::prefetch;
+
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
 /// the frame's own 14-byte Ethernet header); DPDK mbufs have 128.
@@ -311,6 +313,12 @@ pub fn process_batch_each<F: FrameBuf>(
         router.clear();
         router.push_frames(chunk.iter_mut().map(|f| frame_bytes(f)));
         router.hash();
+        // The rows are scattered over the table's 128 KiB and often out
+        // of cache: ask for them all now, so they arrive while the first
+        // frames are encapsulated.
+        for row in router.rows() {
+            prefetch(row);
+        }
         for (i, f) in chunk.iter_mut().enumerate() {
             let v = match router.v4_route(i) {
                 Some(r) => complete_v4(enc, f, &r),

@@ -67,6 +67,21 @@ impl fmt::Display for RteError {
 
 impl std::error::Error for RteError {}
 
+/// Asks the CPU to bring the cache line holding `r` into all cache
+/// levels, without waiting for it. Only the address is used.
+#[inline(always)]
+pub fn prefetch<T: ?Sized>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and reads nothing
+    // into the program; SSE, which provides it, is in the x86-64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(r).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// The calling thread's `rte_errno`.
 pub fn rte_errno() -> i32 {
     // SAFETY: reads a thread-local integer; no other precondition.
