@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classify::Classifier;
 use crate::flow::{HashFields, V4Hasher, V4Message, V4Specialised, row_of};
@@ -163,9 +164,17 @@ pub struct Forwarder {
     tables: Vec<RouteTable>,
     classifier: Classifier,
     options: RouteOptions,
+    /// The IPv4 messages of the main and alternate hash fields.
+    hashers: (V4Hasher, Option<V4Hasher>),
     /// The instructions a batch's flow hashes are computed with.
     engine: LaneEngine,
+    /// Tells this forwarder (and its clones) from any other, so a
+    /// classification remembered from one is never used with another.
+    id: u64,
 }
+
+/// Source of [`Forwarder`] ids.
+static NEXT_FORWARDER: AtomicU64 = AtomicU64::new(1);
 
 impl Forwarder {
     /// Builds a forwarder from a validated table file.
@@ -211,7 +220,12 @@ impl Forwarder {
             tables,
             classifier,
             options,
+            hashers: (
+                options.hash_fields.v4(),
+                options.alt_hash_fields.map(|f| f.v4()),
+            ),
             engine: LaneEngine::detect(),
+            id: NEXT_FORWARDER.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -272,26 +286,29 @@ impl Forwarder {
             .classifier
             .classify_v4_transport(p.proto, p.dst, p.dst_port)
             .and_then(|i| Some((i, self.tables.get(i)?)));
-        let hashers = (
-            self.options.hash_fields.v4(),
-            self.options.alt_hash_fields.map(|f| f.v4()),
-        );
-        Self::start_v4_transport(p, table, hashers)
+        Self::start_v4_transport(p, table, self.hashers)
     }
 
     /// Starts routing a batch of frames (see [`BatchRouter`]) in
     /// `scratch`, which a core keeps from one batch to the next.
     #[inline]
     pub fn batch<'a>(&'a self, scratch: &'a mut BatchScratch) -> BatchRouter<'a> {
+        // The classification remembered from the last batch, if it was
+        // made by this forwarder.
+        let (last_key, last_table) = match scratch.memo {
+            Memo {
+                forwarder,
+                key,
+                table,
+            } if forwarder == self.id => (key, table),
+            _ => (0, None),
+        };
         BatchRouter {
             fwd: self,
             s: scratch,
-            last_key: 0,
-            last_table: None,
-            hashers: (
-                self.options.hash_fields.v4(),
-                self.options.alt_hash_fields.map(|f| f.v4()),
-            ),
+            last_key,
+            last_table,
+            hashers: self.hashers,
             len: 0,
             lanes_used: 0,
             lane_table: None,
@@ -445,6 +462,18 @@ pub struct BatchScratch {
     slots: [Slot; BATCH],
     main: SipLanes<{ BATCH / LANE_BLOCK }>,
     alt: SipLanes<{ BATCH / LANE_BLOCK }>,
+    /// The last classification of the previous batch, so a burst does
+    /// not start with a bind lookup.
+    memo: Memo,
+}
+
+/// A classification remembered from one batch to the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct Memo {
+    /// The [`Forwarder`] id it was made with (0: none).
+    forwarder: u64,
+    key: u64,
+    table: Option<usize>,
 }
 
 impl fmt::Debug for BatchScratch {
@@ -469,6 +498,16 @@ enum Slot {
 impl Default for Slot {
     fn default() -> Self {
         Slot::Ready(Pending::UNCLASSIFIED)
+    }
+}
+
+impl Drop for BatchRouter<'_> {
+    fn drop(&mut self) {
+        self.s.memo = Memo {
+            forwarder: self.fwd.id,
+            key: self.last_key,
+            table: self.last_table,
+        };
     }
 }
 

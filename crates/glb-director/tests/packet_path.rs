@@ -10,10 +10,12 @@ use std::net::Ipv4Addr;
 use common::*;
 use glb_core::encap::{EncapParams, Encapsulator};
 use glb_core::flow::HashFields;
-use glb_core::forward::{Decision, Forwarder, RouteOptions};
+use glb_core::forward::{BatchScratch, Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
-use glb_director::path::{CoreCounters, HEADROOM, OwnedFrame, Verdict, process_batch, process_one};
+use glb_director::path::{
+    CoreCounters, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_one,
+};
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f";
 
@@ -925,4 +927,39 @@ fn batch_counts_every_outcome() {
         ),
         (5, 3, 2, 1, 1, 1)
     );
+}
+
+/// A core keeps its routing scratch across table reloads; the
+/// classification it remembers from the last batch belongs to the old
+/// table and must not route the first frame of the next batch under the
+/// new one.
+#[test]
+fn remembered_classification_does_not_outlive_a_reload() {
+    let bind = r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#;
+    let other = r#"{"ip": "10.9.9.9", "proto": "tcp", "port": 80}"#;
+    let old = fwd_for(&[(KEY, bind, B1)]);
+    // The same bind is now the second table's, and the first table no
+    // longer has it.
+    let new = fwd_for(&[(KEY, other, B1), (KEY, bind, &["192.0.2.7", "192.0.2.8"])]);
+    let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+    let enc = Encapsulator::new(params(true));
+    let counters = CoreCounters::default();
+    let mut scratch = BatchScratch::default();
+    let route = |fwd: &Forwarder, scratch: &mut BatchScratch| {
+        let mut frames = [OwnedFrame::new(&frame, HEADROOM)];
+        let mut got = None;
+        process_batch_each(fwd, &enc, &mut frames, &counters, scratch, |_, v| {
+            got = Some(*v)
+        });
+        match got {
+            Some(Verdict::Forward(r)) => (r.table, r.hops[0]),
+            other => panic!("not forwarded: {other:?}"),
+        }
+    };
+    assert_eq!(route(&old, &mut scratch).0, 0);
+    let (table, hop) = route(&new, &mut scratch);
+    assert_eq!(table, 1);
+    assert!(["192.0.2.7", "192.0.2.8"].contains(&hop.to_string().as_str()));
+    // And back: a clone of the old forwarder is still the old forwarder.
+    assert_eq!(route(&old.clone(), &mut scratch).0, 0);
 }
