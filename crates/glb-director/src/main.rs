@@ -130,6 +130,7 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
     info!(
         table = %args.forwarding_table.display(),
         tables = fwd.num_tables(),
+        flow_hash = fwd.lane_engine().name(),
         "forwarding table loaded"
     );
 
