@@ -419,18 +419,21 @@ impl Forwarder {
 pub const BATCH: usize = 32;
 
 /// Routes a batch of up to [`BATCH`] frames in three steps: each frame
-/// is classified as it is added ([`BatchRouter::push`]); then the flow
-/// hashes of all IPv4 TCP/UDP frames are computed side by side with
+/// is classified as it is added ([`BatchRouter::push_frames`]); then the
+/// flow hashes of all IPv4 TCP/UDP frames are computed side by side with
 /// vector instructions ([`BatchRouter::hash`]) — one after another,
-/// SipHash would be the largest cost per packet; then each frame's route
-/// is read from its table ([`BatchRouter::finish`]). Other frames (IPv6,
-/// ICMP, IP options) are hashed as they are added.
+/// SipHash would be the largest cost per packet — and the caller may
+/// prefetch the table rows they select ([`BatchRouter::rows`]); then each
+/// frame's route is read ([`BatchRouter::v4_route`] for the common case,
+/// [`BatchRouter::finish`] for any). Other frames (IPv6, ICMP, IPv4 with
+/// options) are hashed as they are added.
 ///
 /// It also remembers the last IPv4 TCP/UDP classification: frames to the
 /// same destination, protocol and port as the one before — most of a
-/// burst, on a director with few VIPs — skip the bind lookup. It borrows
-/// its [`Forwarder`], so it never outlasts a table reload; start a new
-/// batch in it with [`BatchRouter::clear`].
+/// burst, on a director with few VIPs — skip the bind lookup. The memory
+/// is kept in the [`BatchScratch`] for the next batch, tagged with the
+/// forwarder, so it never outlives a table reload. Start a new batch in
+/// the same router with [`BatchRouter::clear`].
 pub struct BatchRouter<'f> {
     fwd: &'f Forwarder,
     s: &'f mut BatchScratch,
