@@ -260,115 +260,115 @@ pub const LANE_BLOCK: usize = 8;
 /// Load each lane with [`SipLanes::load`] and run [`SipLanes::hash`]
 /// once — or, when every message is under one key, load just the
 /// messages ([`SipLanes::load_message`]) and run [`SipLanes::hash_under`]
-/// — then read each lane's hash with [`SipLanes::get`]. Every lane of one run holds a
-/// message of the same length. Lanes that were not loaded are hashed too
-/// (cheaper than skipping them); their results mean nothing.
+/// — then read each lane's hash with [`SipLanes::get`]. Every lane of one
+/// run holds a message of the same length. Lanes that were not loaded are
+/// hashed too (cheaper than skipping them); their results mean nothing.
 ///
 /// Its `Debug` output is redacted: the lanes hold key-derived state.
 #[derive(Clone)]
 pub struct SipLanes<const BLOCKS: usize> {
-    blocks: [LaneBlock; BLOCKS],
-    /// The hashes, by block; hashing leaves the blocks as they were, so
-    /// a block can be hashed again after more lanes were loaded.
-    out: [[u64; LANE_BLOCK]; BLOCKS],
+    /// The lanes' key states, word by word: `v[w]` holds word `w` of
+    /// every lane, in lane order, so each step of SipHash is one vector
+    /// operation across a block of lanes.
+    v: [Words<BLOCKS>; 4],
+    /// The lanes' message words, the same way.
+    m: [Words<BLOCKS>; 2],
+    /// The hashes; hashing leaves the lanes as they were, so a block can
+    /// be hashed again after more lanes were loaded.
+    out: Words<BLOCKS>,
 }
 
-/// The state and message words of [`LANE_BLOCK`] lanes, one array per
-/// word, so that each step of SipHash is one vector operation across
-/// the lanes.
-#[derive(Clone, Copy)]
-struct LaneBlock {
-    v: [[u64; LANE_BLOCK]; 4],
-    m: [[u64; LANE_BLOCK]; 2],
+/// One 64-bit word per lane, in blocks of [`LANE_BLOCK`].
+type Words<const BLOCKS: usize> = [[u64; LANE_BLOCK]; BLOCKS];
+
+/// The lanes of one block, one array per state word.
+type BlockState = [[u64; LANE_BLOCK]; 4];
+
+/// One SipRound in every lane of a block.
+#[inline(always)]
+fn round_lanes(v: &mut BlockState) {
+    let [v0, v1, v2, v3] = v;
+    for i in 0..LANE_BLOCK {
+        sip_round!(v0[i], v1[i], v2[i], v3[i]);
+    }
 }
 
-// Loops indexed by lane are the point here: each becomes one vector
-// instruction across the lanes.
-#[allow(clippy::needless_range_loop)]
-impl LaneBlock {
-    const ZERO: LaneBlock = LaneBlock {
-        v: [[0; LANE_BLOCK]; 4],
-        m: [[0; LANE_BLOCK]; 2],
+#[inline(always)]
+fn compress_lanes(v: &mut BlockState, m: &[u64; LANE_BLOCK]) {
+    for (w, x) in v[3].iter_mut().zip(m) {
+        *w ^= x;
+    }
+    round_lanes(v);
+    round_lanes(v);
+    for (w, x) in v[0].iter_mut().zip(m) {
+        *w ^= x;
+    }
+}
+
+/// Hashes every lane's `len`-byte message (words `m0` and `m1`),
+/// starting from the key state `v`, into `out`. Written as plain loops
+/// over the lanes, which the compiler turns into vector code for
+/// whatever instruction set it is compiled for (see [`HashLanes`]).
+#[inline(always)]
+fn hash_block(
+    mut v: BlockState,
+    m0: &[u64; LANE_BLOCK],
+    m1: &[u64; LANE_BLOCK],
+    len: u8,
+    out: &mut [u64; LANE_BLOCK],
+) {
+    let last = if len >= 8 {
+        compress_lanes(&mut v, m0);
+        m1
+    } else {
+        m0
     };
-
-    /// One SipRound in every lane.
-    #[inline(always)]
-    fn round(v: &mut [[u64; LANE_BLOCK]; 4]) {
-        let [v0, v1, v2, v3] = v;
-        for i in 0..LANE_BLOCK {
-            sip_round!(v0[i], v1[i], v2[i], v3[i]);
-        }
+    let fin = last.map(|w| w | (u64::from(len) << 56));
+    compress_lanes(&mut v, &fin);
+    for w in &mut v[2] {
+        *w ^= 0xff;
     }
-
-    #[inline(always)]
-    fn compress(v: &mut [[u64; LANE_BLOCK]; 4], m: &[u64; LANE_BLOCK]) {
-        for i in 0..LANE_BLOCK {
-            v[3][i] ^= m[i];
-        }
-        Self::round(v);
-        Self::round(v);
-        for i in 0..LANE_BLOCK {
-            v[0][i] ^= m[i];
-        }
+    for _ in 0..4 {
+        round_lanes(&mut v);
     }
-
-    /// Hashes every lane's `len`-byte message, starting from the key
-    /// state `v`, into `out`. Written as plain loops over the lanes, which
-    /// the compiler turns into vector code for whatever instruction set
-    /// it is compiled for (see [`HashLanes`]).
-    #[inline(always)]
-    fn hash(&self, mut v: [[u64; LANE_BLOCK]; 4], len: u8, out: &mut [u64; LANE_BLOCK]) {
-        let last = if len >= 8 {
-            Self::compress(&mut v, &self.m[0]);
-            &self.m[1]
-        } else {
-            &self.m[0]
-        };
-        let mut fin = [0u64; LANE_BLOCK];
-        for i in 0..LANE_BLOCK {
-            fin[i] = last[i] | (u64::from(len) << 56);
-        }
-        Self::compress(&mut v, &fin);
-        for i in 0..LANE_BLOCK {
-            v[2][i] ^= 0xff;
-        }
-        for _ in 0..4 {
-            Self::round(&mut v);
-        }
-        for i in 0..LANE_BLOCK {
-            out[i] = v[0][i] ^ v[1][i] ^ v[2][i] ^ v[3][i];
-        }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = v[0][i] ^ v[1][i] ^ v[2][i] ^ v[3][i];
     }
 }
 
 /// The hashing of [`SipLanes::hash`] as an operation that `pulp` compiles
 /// once per instruction set and runs with the best one the CPU has.
-struct HashLanes<'a> {
-    blocks: &'a [LaneBlock],
+struct HashLanes<'a, const BLOCKS: usize> {
+    v: &'a [Words<BLOCKS>; 4],
+    m: &'a [Words<BLOCKS>; 2],
+    blocks: Range<usize>,
     out: &'a mut [[u64; LANE_BLOCK]],
     len: u8,
     /// The key state for all lanes, or `None` for each lane's own.
     key: Option<[u64; 4]>,
 }
 
-impl pulp::WithSimd for HashLanes<'_> {
+impl<const BLOCKS: usize> pulp::WithSimd for HashLanes<'_, BLOCKS> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let [m0, m1] = self.m;
+        let v = self.v;
+        let blocks = self.blocks.zip(self.out);
         // Two loops rather than a choice per block, so each compiles to
         // straight vector code.
-        let blocks = self.blocks.iter().zip(self.out);
         match self.key {
             Some(k) => {
-                let v = k.map(|w| [w; LANE_BLOCK]);
+                let key = k.map(|w| [w; LANE_BLOCK]);
                 for (b, out) in blocks {
-                    b.hash(v, self.len, out);
+                    hash_block(key, &m0[b], &m1[b], self.len, out);
                 }
             }
             None => {
                 for (b, out) in blocks {
-                    b.hash(b.v, self.len, out);
+                    let own = [v[0][b], v[1][b], v[2][b], v[3][b]];
+                    hash_block(own, &m0[b], &m1[b], self.len, out);
                 }
             }
         }
@@ -388,7 +388,8 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
     /// Lanes holding nothing yet.
     pub const fn new() -> Self {
         SipLanes {
-            blocks: [LaneBlock::ZERO; BLOCKS],
+            v: [[[0; LANE_BLOCK]; BLOCKS]; 4],
+            m: [[[0; LANE_BLOCK]; BLOCKS]; 2],
             out: [[0; LANE_BLOCK]; BLOCKS],
         }
     }
@@ -404,24 +405,20 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
     /// end is ignored.
     #[inline(always)]
     pub fn load_message(&mut self, lane: usize, msg: ShortMsg) {
-        let Some(b) = self.blocks.get_mut(lane / LANE_BLOCK) else {
-            return;
-        };
-        let i = lane % LANE_BLOCK;
-        let [lo, hi] = msg.words();
-        b.m[0][i] = lo;
-        b.m[1][i] = hi;
+        if lane < Self::LANES {
+            let [lo, hi] = msg.words();
+            self.m[0].as_flattened_mut()[lane] = lo;
+            self.m[1].as_flattened_mut()[lane] = hi;
+        }
     }
 
     /// Sets the key of `lane`. A lane past the end is ignored.
     #[inline(always)]
     pub fn set_key(&mut self, lane: usize, key: &SipKey) {
-        let Some(b) = self.blocks.get_mut(lane / LANE_BLOCK) else {
-            return;
-        };
-        let i = lane % LANE_BLOCK;
-        for (w, k) in b.v.iter_mut().zip(key.v) {
-            w[i] = k;
+        if lane < Self::LANES {
+            for (w, k) in self.v.iter_mut().zip(key.v) {
+                w.as_flattened_mut()[lane] = k;
+            }
         }
     }
 
@@ -445,8 +442,10 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
     fn run(&mut self, engine: LaneEngine, len: u8, lanes: Range<usize>, key: Option<[u64; 4]>) {
         let blocks = block_range::<BLOCKS>(lanes);
         let op = HashLanes {
-            blocks: &self.blocks[blocks.clone()],
-            out: &mut self.out[blocks],
+            v: &self.v,
+            m: &self.m,
+            out: &mut self.out[blocks.clone()],
+            blocks,
             len: len.min(ShortMsg::MAX_LEN),
             key,
         };
