@@ -151,8 +151,9 @@ pub fn inspect_v4_transport(frame: &[u8]) -> Option<V4Transport> {
     let h: &[u8; V4_PORTS_END] = frame.first_chunk()?;
     let ip = &h[ethernet::HEADER_LEN..];
     let proto = ip[9];
-    // Ethertype, version and header length in one comparison.
-    if u32::from_be_bytes([h[12], h[13], ip[0], 0]) != 0x0800_4500
+    // Ethertype, version and header length in one comparison (of one
+    // load, the type of service masked off).
+    if u32::from_be_bytes([h[12], h[13], ip[0], ip[1]]) & 0xffff_ff00 != 0x0800_4500
         || u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0
         || !(proto == ip_proto::TCP || proto == ip_proto::UDP)
     {
