@@ -319,13 +319,15 @@ impl RtcJob {
                         outs[i] = o;
                     },
                 );
-                if forwarded == batch.len() && fwd_out.is_empty() {
-                    // The usual case: the whole burst leaves as it came.
-                    std::mem::swap(&mut batch, &mut fwd_out);
+                // The usual case: the whole burst leaves as it came. (Every
+                // batch is empty again after `send`.)
+                let out = if forwarded == batch.len() {
+                    &mut batch
                 } else {
                     distribute(&mut batch, &outs, &mut fwd_out, &mut kni_out, &mut drops);
-                }
-                let sent = send(&mut self.tx[p.tx], &mut fwd_out, &stats.dropped);
+                    &mut fwd_out
+                };
+                let sent = send(&mut self.tx[p.tx], out, &stats.dropped);
                 add(&stats.counters.eth_tx_sent, sent);
                 if let Some(k) = p.kni {
                     let sent = send(&mut self.kni_tx[k], &mut kni_out, &stats.dropped);
