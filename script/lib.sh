@@ -11,8 +11,10 @@ ensure_packages() {
     if [ ${#missing[@]} -gt 0 ]; then
         echo "==> installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # Several scripts may install at once (CI steps, parallel runs):
+        # wait for dpkg's lock instead of failing on it.
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
 

@@ -229,13 +229,6 @@ impl Forwarder {
         })
     }
 
-    /// The same forwarder hashing batches with `engine` instead of the
-    /// best one this CPU has (to compare them in tests and benchmarks).
-    pub fn with_lane_engine(mut self, engine: LaneEngine) -> Self {
-        self.engine = engine;
-        self
-    }
-
     /// The instructions batches are hashed with.
     pub fn lane_engine(&self) -> LaneEngine {
         self.engine
@@ -535,21 +528,9 @@ impl<'f> BatchRouter<'f> {
         self.mixed_tables = false;
     }
 
-    /// Frames added since the last [`BatchRouter::clear`].
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no frame was added since the last [`BatchRouter::clear`].
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Adds a frame an engine could not read: it will be unclassified.
     #[inline]
-    pub fn push_unclassified(&mut self) {
+    fn push_unclassified(&mut self) {
         self.put(Slot::Ready(Pending::UNCLASSIFIED));
     }
 
@@ -561,18 +542,10 @@ impl<'f> BatchRouter<'f> {
         }
     }
 
-    /// Classifies the next frame of the batch. A batch holds [`BATCH`]
-    /// frames; more are ignored.
-    #[inline(always)]
-    pub fn push(&mut self, frame: &[u8]) {
-        self.push_frames(std::iter::once(Some(frame)));
-    }
-
     /// Classifies the next frames of the batch, in order; `None` stands
-    /// for a frame the engine could not read (see
-    /// [`BatchRouter::push_unclassified`]). The same as pushing them one
-    /// by one, but the shape of the flow-hash message is chosen once for
-    /// all of them.
+    /// for a frame the engine could not read, which is unclassified. A
+    /// batch holds [`BATCH`] frames; more are ignored. The shape of the
+    /// flow-hash message is chosen once for all of them.
     #[inline]
     pub fn push_frames<'a>(&mut self, frames: impl Iterator<Item = Option<&'a [u8]>>) {
         struct PushAll<'r, 'f, I>(&'r mut BatchRouter<'f>, I);
@@ -593,7 +566,7 @@ impl<'f> BatchRouter<'f> {
         main.specialise(PushAll(self, frames));
     }
 
-    /// [`BatchRouter::push`] with the main message layout `M`.
+    /// Classifies one frame, with the main message layout `M`.
     #[inline(always)]
     fn push_with<M: V4Message>(&mut self, frame: &[u8]) {
         let slot = self.len;
@@ -645,7 +618,7 @@ impl<'f> BatchRouter<'f> {
     }
 
     /// Computes the flow hashes of the IPv4 TCP/UDP frames of the batch.
-    /// Call it after the last [`BatchRouter::push`].
+    /// Call it after the last [`BatchRouter::push_frames`].
     #[inline]
     pub fn hash(&mut self) {
         let Some(table) = self.lane_table else {

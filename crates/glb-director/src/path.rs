@@ -229,35 +229,39 @@ fn complete<F: FrameBuf>(enc: &Encapsulator, frame: &mut F, decision: Decision) 
         Decision::RouteFailed { table } => Verdict::RouteFailed { table },
         // By reference: moving the route right after it was written costs
         // a store-forwarding stall per packet.
-        Decision::Forward(ref route) => {
-            let (buf, start, _) = frame.parts();
-            match enc.encapsulate(buf, start, route) {
-                Ok((s, l)) => {
-                    frame.set_bounds(s, l);
-                    Verdict::Forward(*route)
-                }
-                Err(error) => Verdict::EncapFailed {
-                    table: route.table,
-                    error,
-                },
-            }
-        }
+        Decision::Forward(ref route) => encapsulated(frame, route.table, |buf, start| {
+            enc.encapsulate(buf, start, route)
+                .map(|bounds| (bounds, *route))
+        }),
     }
 }
 
 /// [`complete`] for a frame on the common path.
 #[inline(always)]
 fn complete_v4<F: FrameBuf>(enc: &Encapsulator, frame: &mut F, route: &V4Route) -> Verdict {
+    encapsulated(frame, route.table, |buf, start| {
+        enc.encapsulate_v4(buf, start, route)
+            .map(|bounds| (bounds, route.to_route()))
+    })
+}
+
+/// Runs `encap` on the frame's buffer and start; on success moves the
+/// frame's bounds to the encapsulated packet and forwards it, otherwise
+/// the frame (untouched) is dropped as an encapsulation failure of
+/// `table`.
+#[inline(always)]
+fn encapsulated<F: FrameBuf>(
+    frame: &mut F,
+    table: usize,
+    encap: impl FnOnce(&mut [u8], usize) -> Result<((usize, usize), Route), EncapError>,
+) -> Verdict {
     let (buf, start, _) = frame.parts();
-    match enc.encapsulate_v4(buf, start, route) {
-        Ok((s, l)) => {
+    match encap(buf, start) {
+        Ok(((s, l), route)) => {
             frame.set_bounds(s, l);
-            Verdict::Forward(route.to_route())
+            Verdict::Forward(route)
         }
-        Err(error) => Verdict::EncapFailed {
-            table: route.table,
-            error,
-        },
+        Err(error) => Verdict::EncapFailed { table, error },
     }
 }
 
