@@ -1,57 +1,16 @@
 //! `route`: the on-call question "where does this flow go?".
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::Args;
 use glb_core::Key16;
-use glb_core::flow::{FlowKey, HashFields, row_of};
-use glb_core::model::Proto;
+use glb_core::flow::{FlowKey, row_of};
 use glb_core::table::{self, TableRecord};
 use serde::Serialize;
 
+use glb_director_cli::cli::RouteArgs;
+
 use crate::dump::{load, state_name};
-
-#[derive(Debug, Args)]
-pub struct RouteArgs {
-    /// The binary table the director loads.
-    table: PathBuf,
-    /// Client (source) address of the packet.
-    #[arg(long)]
-    src_ip: IpAddr,
-    /// Destination (VIP) address; needed to pick the table and bind.
-    #[arg(long)]
-    dst_ip: Option<IpAddr>,
-    /// Transport protocol.
-    #[arg(long, default_value = "tcp", value_parser = parse_proto)]
-    proto: Proto,
-    /// Client port.
-    #[arg(long)]
-    src_port: Option<u16>,
-    /// Destination (VIP) port; needed with --dst-ip to match a bind.
-    #[arg(long)]
-    dst_port: Option<u16>,
-    /// Fields hashed, as in director.conf's hash_fields (comma-separated
-    /// src_addr, dst_addr, src_port, dst_port).
-    #[arg(long, default_value = "src_addr", value_parser = HashFields::parse_list)]
-    hash_fields: HashFields,
-    /// Second field set (director.conf's alt_hash_fields): its two hops are
-    /// appended as hops 3 and 4.
-    #[arg(long, value_parser = HashFields::parse_list)]
-    alt_hash_fields: Option<HashFields>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-fn parse_proto(s: &str) -> Result<Proto, String> {
-    match s {
-        "tcp" => Ok(Proto::Tcp),
-        "udp" => Ok(Proto::Udp),
-        _ => Err(format!("{s:?} is not tcp or udp")),
-    }
-}
 
 #[derive(Serialize)]
 struct Hop {

@@ -8,6 +8,7 @@
 //! * [`dpdk`] — the safe layer over DPDK that the `glb-director` binary
 //!   runs on (all of the crate's `unsafe` is there).
 
+pub mod cli;
 pub mod config;
 pub mod dpdk;
 pub mod engine;

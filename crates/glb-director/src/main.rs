@@ -9,7 +9,7 @@
 //! `SIGUSR1` reloads the forwarding table, `SIGINT`/`SIGTERM` stop
 //! cleanly (exit 0). Readiness goes to systemd via `NOTIFY_SOCKET`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,45 +20,12 @@ use clap::Parser;
 use glb_core::forward::{Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_director::DirectorConfig;
+use glb_director::cli::DirectorArgs as Args;
 use glb_director::dpdk::eal::Eal;
 use glb_director::engine::dpdk::cores::IdlePolicy;
 use glb_director::engine::dpdk::stats::Statsd;
 use glb_director::engine::dpdk::{Director, Options, notify, stats_line};
 use tracing::{debug, error, info, warn};
-
-/// The GLB director: classifies, hashes and GUE-encapsulates packets on
-/// DPDK ports. EAL arguments go before `--`, these options after it.
-#[derive(Debug, Parser)]
-#[command(name = "glb-director", version)]
-struct Args {
-    /// director.conf (JSON).
-    #[arg(long, value_name = "FILE")]
-    config_file: PathBuf,
-    /// Binary forwarding table (from `glb-director-cli build-config`);
-    /// re-read on SIGUSR1.
-    #[arg(long, value_name = "FILE")]
-    forwarding_table: PathBuf,
-    /// Log at debug level (RUST_LOG overrides).
-    #[arg(long)]
-    debug: bool,
-    /// Print cumulative port and core counters on stdout every SECS
-    /// seconds (a `stats t=... key=value ...` line), for benchmarks and
-    /// troubleshooting.
-    #[arg(long, value_name = "SECS")]
-    stats_interval: Option<f64>,
-    /// Idle back-off: once a core has polled this many times in a row
-    /// without packets, it sleeps between polls.
-    #[arg(long, value_name = "POLLS", default_value_t = IdlePolicy::default().spin_polls)]
-    idle_spin_polls: u32,
-    /// First sleep of an idle core, in microseconds; each further empty
-    /// poll doubles it up to --idle-max-sleep-us. 0 turns the back-off off
-    /// (cores always busy-poll).
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = IdlePolicy::default().sleep.as_micros() as u64)]
-    idle_sleep_us: u64,
-    /// Longest sleep of an idle core, in microseconds.
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = IdlePolicy::default().max_sleep.as_micros() as u64)]
-    idle_max_sleep_us: u64,
-}
 
 /// How often metrics go to statsd (SPEC §9).
 const STATSD_INTERVAL: Duration = Duration::from_secs(10);

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod atomic_file;
 pub mod checks;
+pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod daemon;

@@ -1,24 +1,12 @@
 //! `glb-healthcheck --config /etc/glb/healthcheck.conf`
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use glb_healthcheck::cli::Args;
 use glb_healthcheck::config::Config;
 use glb_healthcheck::daemon::Daemon;
 use tracing_subscriber::EnvFilter;
-
-/// GLB director-to-proxy health checker: probes every proxy of the source
-/// forwarding table, writes the checked table and runs the reload command
-/// when health changes. SIGHUP reloads the source table.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// The configuration file (JSON: forwarding_table.src, forwarding_table.dst,
-    /// reload_command).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

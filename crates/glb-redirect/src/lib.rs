@@ -17,6 +17,7 @@
 //! * [`counters`], [`stats`] — outcome counters, the stats file, statsd.
 //! * [`tun`], [`sys`], [`sysctl`] — the operating-system edges.
 
+pub mod cli;
 pub mod counters;
 pub mod decide;
 pub mod forward;

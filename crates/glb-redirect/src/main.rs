@@ -1,7 +1,5 @@
 //! `glb-redirect [--listen 0.0.0.0:19523] [--tun glbredirect0] ...`
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use glb_redirect::cli::{Args, Mode};
 use glb_redirect::counters::{Shared, Snapshot};
 use glb_redirect::nfqueue::{NfQueue, NfqWorker};
 use glb_redirect::stats::{StatsFile, Statsd};
@@ -19,81 +18,6 @@ use glb_redirect::sysctl;
 use glb_redirect::tun::Tun;
 use glb_redirect::worker::{self, LocalAddrs, Settings, Worker};
 use tracing_subscriber::EnvFilter;
-
-/// GLB proxy-side second chance: receives GUE from the directors,
-/// delivers packets this host owns to the local stack through a TUN
-/// device, and forwards the others to the next hop in the GUE header.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// Address and UDP port to receive GUE on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:19523")]
-    listen: SocketAddrV4,
-
-    /// Name of the TUN device used for local delivery (created at start,
-    /// removed at exit).
-    #[arg(long, value_name = "NAME", default_value = "glbredirect0")]
-    tun: String,
-
-    /// Worker threads; each has its own socket (SO_REUSEPORT) and TUN queue.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
-    workers: u16,
-
-    /// Datagrams received, looked up and forwarded per system call.
-    #[arg(long, value_name = "N", default_value_t = 64,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    batch: u16,
-
-    /// File the counters are written to (replaced atomically).
-    #[arg(long, value_name = "FILE", default_value = "/run/glb-redirect/stats")]
-    stats_file: PathBuf,
-
-    /// How often the stats file is rewritten, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
-    stats_interval_ms: u64,
-
-    /// Also send counter increases to this statsd server every 10 s.
-    #[arg(long, value_name = "ADDR:PORT")]
-    statsd: Option<SocketAddr>,
-
-    /// Metric name prefix for statsd.
-    #[arg(long, value_name = "PREFIX", default_value = "glb_redirect")]
-    statsd_prefix: String,
-
-    /// Leave the rp_filter/accept_local sysctls alone (set them yourself;
-    /// see docs/redirect.md).
-    #[arg(long)]
-    no_sysctl: bool,
-
-    /// Send forwarded packets with a zero UDP checksum.
-    #[arg(long)]
-    no_udp_checksum: bool,
-
-    /// How GUE reaches the daemon: `socket` receives it on a UDP socket and
-    /// decapsulates into the TUN device (works without any kernel module);
-    /// `nfqueue` leaves decapsulation to the kernel's fou module and only
-    /// gives verdicts on packets an iptables NFQUEUE rule queues (see
-    /// docs/redirect.md).
-    #[arg(long, value_enum, default_value_t = Mode::Socket)]
-    mode: Mode,
-
-    /// First NFQUEUE number (`--mode nfqueue`); worker i serves queue N+i.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    queue_num: u16,
-
-    /// An address that counts as this host when checking the next hop,
-    /// besides the interface addresses (repeatable).
-    #[arg(long = "local-ip", value_name = "IP")]
-    local_ips: Vec<Ipv4Addr>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Mode {
-    Socket,
-    Nfqueue,
-}
 
 const STATSD_EVERY: Duration = Duration::from_secs(10);
 const ADDRS_EVERY: Duration = Duration::from_secs(5);

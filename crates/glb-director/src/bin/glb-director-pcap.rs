@@ -3,7 +3,6 @@
 //! frame) — e.g. to see where every flow of a production capture would go
 //! with a new forwarding table.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -13,28 +12,8 @@ use glb_core::forward::Forwarder;
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director::DirectorConfig;
+use glb_director::cli::PcapArgs as Args;
 use glb_director::engine::pcap::{self, Job};
-
-/// Replay a pcap capture through the GLB director's packet path.
-#[derive(Debug, Parser)]
-#[command(name = "glb-director-pcap", version)]
-struct Args {
-    /// director.conf (JSON).
-    #[arg(long, value_name = "CONFIG")]
-    config_file: PathBuf,
-    /// Binary forwarding table (from `glb-director-cli build-config`).
-    #[arg(long, value_name = "TABLE.bin")]
-    forwarding_table: PathBuf,
-    /// Input capture (classic pcap, Ethernet).
-    #[arg(long, value_name = "IN.pcap")]
-    pcap_file: PathBuf,
-    /// Output capture: one encapsulated frame per forwarded input frame.
-    #[arg(long, value_name = "OUT.pcap")]
-    output: PathBuf,
-    /// Also write one verdict line per input frame.
-    #[arg(long, value_name = "FILE")]
-    verdicts: Option<PathBuf>,
-}
 
 fn run(args: &Args) -> Result<()> {
     let loaded = DirectorConfig::load(&args.config_file)?;

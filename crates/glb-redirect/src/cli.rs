@@ -1,0 +1,82 @@
+//! The command line of `glb-redirect`, in the library so that the manual
+//! page (crates/glb-man) is rendered from this one definition.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// GLB proxy-side second chance: receives GUE from the directors,
+/// delivers packets this host owns to the local stack through a TUN
+/// device, and forwards the others to the next hop in the GUE header.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Address and UDP port to receive GUE on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:19523")]
+    pub listen: SocketAddrV4,
+
+    /// Name of the TUN device used for local delivery (created at start,
+    /// removed at exit).
+    #[arg(long, value_name = "NAME", default_value = "glbredirect0")]
+    pub tun: String,
+
+    /// Worker threads; each has its own socket (SO_REUSEPORT) and TUN queue.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Datagrams received, looked up and forwarded per system call.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub batch: u16,
+
+    /// File the counters are written to (replaced atomically).
+    #[arg(long, value_name = "FILE", default_value = "/run/glb-redirect/stats")]
+    pub stats_file: PathBuf,
+
+    /// How often the stats file is rewritten, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    pub stats_interval_ms: u64,
+
+    /// Also send counter increases to this statsd server every 10 s.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub statsd: Option<SocketAddr>,
+
+    /// Metric name prefix for statsd.
+    #[arg(long, value_name = "PREFIX", default_value = "glb_redirect")]
+    pub statsd_prefix: String,
+
+    /// Leave the rp_filter/accept_local sysctls alone (set them yourself;
+    /// see docs/redirect.md).
+    #[arg(long)]
+    pub no_sysctl: bool,
+
+    /// Send forwarded packets with a zero UDP checksum.
+    #[arg(long)]
+    pub no_udp_checksum: bool,
+
+    /// How GUE reaches the daemon: `socket` receives it on a UDP socket and
+    /// decapsulates into the TUN device (works without any kernel module);
+    /// `nfqueue` leaves decapsulation to the kernel's fou module and only
+    /// gives verdicts on packets an iptables NFQUEUE rule queues (see
+    /// docs/redirect.md).
+    #[arg(long, value_enum, default_value_t = Mode::Socket)]
+    pub mode: Mode,
+
+    /// First NFQUEUE number (`--mode nfqueue`); worker i serves queue N+i.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub queue_num: u16,
+
+    /// An address that counts as this host when checking the next hop,
+    /// besides the interface addresses (repeatable).
+    #[arg(long = "local-ip", value_name = "IP")]
+    pub local_ips: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Socket,
+    Nfqueue,
+}
