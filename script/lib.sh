@@ -25,8 +25,10 @@ ensure_rust() {
     fi
 }
 
-# Packages every build needs (DPDK bindings are generated with bindgen).
-BUILD_PACKAGES=(build-essential pkg-config libclang-dev libdpdk-dev libpcap-dev)
+# Packages every build needs (DPDK bindings are generated with bindgen;
+# the XDP director's programs are compiled with clang for the bpf target
+# against libbpf's and the kernel's headers).
+BUILD_PACKAGES=(build-essential pkg-config libclang-dev libdpdk-dev libpcap-dev clang libbpf-dev linux-libc-dev)
 
 # What the tests use besides the build: dpdk-testpmd (dpdk-dev), unshare
 # (util-linux), ip (iproute2), tshark for the dissector.
