@@ -31,8 +31,9 @@ ensure_rust() {
 BUILD_PACKAGES=(build-essential pkg-config libclang-dev libdpdk-dev libpcap-dev clang libbpf-dev linux-libc-dev)
 
 # What the tests use besides the build: dpdk-testpmd (dpdk-dev), unshare
-# (util-linux), ip (iproute2), tshark for the dissector.
-TEST_PACKAGES=(dpdk dpdk-dev iproute2 util-linux iptables procps)
+# (util-linux), ip (iproute2), tshark for the dissector; QEMU and cpio
+# boot Debian's 6.1 kernel to check the XDP programs there.
+TEST_PACKAGES=(dpdk dpdk-dev iproute2 util-linux iptables procps qemu-system-x86 cpio)
 
 # Reserve 2 MiB hugepages for DPDK runs that use them (--in-memory). Runs
 # with --no-huge work without this; the reservation is not persistent.
