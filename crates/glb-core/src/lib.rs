@@ -16,9 +16,11 @@
 //! * [`packet`], [`classify`], [`forward`], [`encap`] — the director's
 //!   packet path: frame inspection, bind classification, routing over a
 //!   loaded table, and GUE encapsulation in place.
+//! * [`prefetch`] — the cache hint the batch path issues for table rows.
 //! * [`wire`] — typed views over packet bytes (Ethernet, IPv4/IPv6,
 //!   ports, ICMP, UDP, GUE with GLB's hop list) and the Internet checksum.
-#![forbid(unsafe_code)]
+// Safe code only, but for one CPU hint in `prefetch`.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod classify;
@@ -28,6 +30,7 @@ pub mod forward;
 pub mod hash;
 pub mod model;
 pub mod packet;
+pub mod prefetch;
 pub mod rendezvous;
 pub mod table;
 pub mod wire;

@@ -20,9 +20,9 @@ use glb_core::model::{Bind, ForwardingTables};
 use glb_core::packet::{Lookup, inspect};
 use glb_core::table::{TableFile, compile};
 use glb_core::wire::ethernet::Address;
+use glb_director::counters::CoreCounters;
 use glb_director::path::{
-    CoreCounters, FrameBuf, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each,
-    process_batch_with,
+    FrameBuf, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_batch_with,
 };
 
 const FLOWS: usize = 10_000;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::engine::dpdk::cores::IdlePolicy;
+use crate::idle::IdlePolicy;
 
 /// GLB director: the DPDK datapath of the GLB load balancer.
 ///

@@ -8,12 +8,12 @@
 //! transmit forwarded frames, hand unclassified ones to the exception
 //! path or free them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use glb_core::encap::{EncapError, EncapParams, Encapsulator};
 use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route, V4Route};
 
-use crate::dpdk::prefetch;
+use glb_core::prefetch::prefetch;
+
+use crate::counters::{BatchCounts, CoreCounters};
 
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
@@ -97,108 +97,6 @@ pub enum Verdict {
         /// Why.
         error: EncapError,
     },
-}
-
-/// Counters of one core, written by that core once per batch and readable
-/// from any thread (e.g. the statsd reporter). Only the owning core may
-/// add to them (see [`count_on_own_core`]).
-#[derive(Debug, Default)]
-pub struct CoreCounters {
-    /// Frames the packet path saw.
-    pub total: AtomicU64,
-    /// Frames that matched a bind.
-    pub matched: AtomicU64,
-    /// Frames that matched no bind.
-    pub unmatched: AtomicU64,
-    /// Matched frames with no route (cut-off packet, non-IPv4 backend).
-    pub route_failed: AtomicU64,
-    /// Frames encapsulated.
-    pub encap_success: AtomicU64,
-    /// Routed frames that could not be encapsulated.
-    pub encap_failure: AtomicU64,
-    /// Receive errors seen by the engine.
-    pub rx_errors: AtomicU64,
-    /// Frames the engine handed to the exception path.
-    pub kni: AtomicU64,
-    /// Frames the engine transmitted on the NIC.
-    pub eth_tx_sent: AtomicU64,
-    /// Frames the engine transmitted from the exception interface.
-    pub kni_tx_sent: AtomicU64,
-}
-
-/// A plain copy of [`CoreCounters`].
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CounterSnapshot {
-    /// See [`CoreCounters::total`].
-    pub total: u64,
-    /// See [`CoreCounters::matched`].
-    pub matched: u64,
-    /// See [`CoreCounters::unmatched`].
-    pub unmatched: u64,
-    /// See [`CoreCounters::route_failed`].
-    pub route_failed: u64,
-    /// See [`CoreCounters::encap_success`].
-    pub encap_success: u64,
-    /// See [`CoreCounters::encap_failure`].
-    pub encap_failure: u64,
-    /// See [`CoreCounters::rx_errors`].
-    pub rx_errors: u64,
-    /// See [`CoreCounters::kni`].
-    pub kni: u64,
-    /// See [`CoreCounters::eth_tx_sent`].
-    pub eth_tx_sent: u64,
-    /// See [`CoreCounters::kni_tx_sent`].
-    pub kni_tx_sent: u64,
-}
-
-impl CoreCounters {
-    /// Reads every counter.
-    pub fn snapshot(&self) -> CounterSnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CounterSnapshot {
-            total: g(&self.total),
-            matched: g(&self.matched),
-            unmatched: g(&self.unmatched),
-            route_failed: g(&self.route_failed),
-            encap_success: g(&self.encap_success),
-            encap_failure: g(&self.encap_failure),
-            rx_errors: g(&self.rx_errors),
-            kni: g(&self.kni),
-            eth_tx_sent: g(&self.eth_tx_sent),
-            kni_tx_sent: g(&self.kni_tx_sent),
-        }
-    }
-
-    fn absorb(&self, frames: usize, b: &BatchCounts) {
-        let total = frames as u64;
-        let matched = total - b.unmatched;
-        let encap_success = matched - b.route_failed - b.encap_failure;
-        let add = count_on_own_core;
-        add(&self.total, total);
-        add(&self.matched, matched);
-        add(&self.unmatched, b.unmatched);
-        add(&self.route_failed, b.route_failed);
-        add(&self.encap_success, encap_success);
-        add(&self.encap_failure, b.encap_failure);
-    }
-}
-
-/// Adds `n` to a counter that only the calling core writes (others only
-/// read it): a plain load and store, which costs a fraction of the locked
-/// read-modify-write of `fetch_add`, done several times per burst.
-#[inline]
-pub fn count_on_own_core(a: &AtomicU64, n: u64) {
-    if n != 0 {
-        a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-}
-
-/// The outcomes of a batch other than forwarding.
-#[derive(Default)]
-struct BatchCounts {
-    unmatched: u64,
-    route_failed: u64,
-    encap_failure: u64,
 }
 
 /// Processes one frame: classify, route, encapsulate in place.
@@ -333,18 +231,4 @@ pub fn process_batch_each<F: FrameBuf>(
         }
     }
     counters.absorb(frames.len(), &c);
-}
-
-impl BatchCounts {
-    /// Counts one frame. Only the outcomes other than forwarding are
-    /// counted one by one; [`CoreCounters`] derives the rest from the batch size.
-    #[inline(always)]
-    fn count(&mut self, v: &Verdict) {
-        match v {
-            Verdict::Forward(_) => {}
-            Verdict::Unclassified => self.unmatched += 1,
-            Verdict::RouteFailed { .. } => self.route_failed += 1,
-            Verdict::EncapFailed { .. } => self.encap_failure += 1,
-        }
-    }
 }

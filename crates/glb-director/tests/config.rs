@@ -378,14 +378,9 @@ fn workers_and_distributors_agree() {
 
 #[test]
 fn conformance_configs_load() {
-    let dir = std::env::var_os("GLB_CONFORMANCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
     let mut n = 0;
-    for e in std::fs::read_dir(dir.join("pcap")).expect("conformance pcap cases") {
-        let cfg = e.unwrap().path().join("config.json");
+    for case in glb_testkit::conformance::case_dirs("pcap") {
+        let cfg = case.join("config.json");
         if cfg.exists() {
             let l = DirectorConfig::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
             assert!(l.warnings.is_empty(), "{:?}", l.warnings);

@@ -2,9 +2,6 @@
 //! never panic, and a forwarded frame is exactly the outer headers plus
 //! the untouched inner packet — never longer than the input plus headers.
 
-mod common;
-
-use common::*;
 use glb_core::classify::{Classifier, LinearClassifier};
 use glb_core::encap::{EncapParams, Encapsulator, MAX_EXTRA_HEADROOM, header_len};
 use glb_core::flow::HashFields;
@@ -13,9 +10,11 @@ use glb_core::model::{Bind, Proto};
 use glb_core::packet::{Lookup, inspect, inspect_v4_transport};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
-use glb_director::path::{
-    CoreCounters, HEADROOM, OwnedFrame, Verdict, process_batch_with, process_one,
-};
+use glb_director::counters::CoreCounters;
+use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_batch_with, process_one};
+use glb_testkit::checksum::csum;
+use glb_testkit::frames::*;
+use glb_testkit::table::*;
 use proptest::prelude::*;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f";

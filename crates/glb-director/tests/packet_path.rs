@@ -3,19 +3,21 @@
 //! Expected values come from the SPEC, from hand-assembled bytes, or from
 //! the independent SipHash and checksum in `common`.
 
-mod common;
-
 use std::net::Ipv4Addr;
 
-use common::*;
 use glb_core::encap::{EncapParams, Encapsulator};
 use glb_core::flow::HashFields;
 use glb_core::forward::{BatchScratch, Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
+use glb_director::counters::CoreCounters;
 use glb_director::path::{
-    CoreCounters, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_one,
+    HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_one,
 };
+use glb_testkit::checksum::csum;
+use glb_testkit::frames::*;
+use glb_testkit::siphash::{hex16, siphash};
+use glb_testkit::table::*;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f";
 
@@ -451,7 +453,7 @@ fn route_of(f: &Forwarder, frame: &[u8]) -> glb_core::forward::Route {
 /// default fields (source address only).
 #[test]
 fn default_hash_is_the_source_address() {
-    let bin = std::fs::read(conformance_dir().join("pcap/1k_pkts/table.bin"))
+    let bin = std::fs::read(glb_testkit::conformance::require("pcap/1k_pkts/table.bin"))
         .expect("conformance table 1k_pkts/table.bin must exist");
     let f = forwarder(&bin, RouteOptions::default());
     let r = route_of(&f, &tcp4("10.11.12.13", 45678, "1.1.1.1", 80));

@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::atomic_file::{remove_stale_temps, write_atomically};
 use crate::checks::{Outcome, Prober};
 use crate::config::Config;
 use crate::counters::Counters;
@@ -21,6 +20,7 @@ use crate::source::{BackendPlan, SourceTable};
 use crate::status::{LastResult, Shared, TargetStatus};
 use crate::target::{CheckKind, Target};
 use crate::tunnel::Tunnel;
+use glb_io::atomic_file;
 
 /// How long `SIGTERM` waits for a running reload command before leaving.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -130,12 +130,12 @@ impl Daemon {
         daemon.sync_targets();
         daemon.health = daemon.decide_health(&daemon.shared.targets());
 
-        let removed = remove_stale_temps(&daemon.config.dst);
+        let removed = atomic_file::remove_stale_temps(&daemon.config.dst);
         if removed > 0 {
             tracing::info!(removed, "removed temporary files left by an earlier run");
         }
         let bytes = daemon.source.render(&daemon.health);
-        write_atomically(&daemon.config.dst, &bytes).with_context(|| {
+        atomic_file::replace(&daemon.config.dst, &bytes).with_context(|| {
             format!(
                 "cannot write the checked table {}",
                 daemon.config.dst.display()
@@ -354,7 +354,8 @@ impl Daemon {
         }
         let path = self.config.dst.clone();
         let to_write = bytes.clone();
-        let written = tokio::task::spawn_blocking(move || write_atomically(&path, &to_write)).await;
+        let written =
+            tokio::task::spawn_blocking(move || atomic_file::replace(&path, &to_write)).await;
         let error = match written {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),

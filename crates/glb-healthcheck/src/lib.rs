@@ -13,10 +13,10 @@
 //! * [`dampen`] — flap dampening.
 //! * [`daemon`] — the round loop, file writing, reloads and signals.
 //! * [`api`] / [`status`] / [`counters`] — `/health` and `/debug/vars`.
-//! * [`atomic_file`] / [`reload_command`] — telling the director.
+//! * [`reload_command`] — telling the director (the checked table is
+//!   replaced with `glb_io::atomic_file`).
 
 pub mod api;
-pub mod atomic_file;
 pub mod checks;
 pub mod cli;
 pub mod config;

@@ -424,7 +424,7 @@ fn killing_the_daemon_at_random_moments_never_leaves_a_partial_file() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp-") && !n.ends_with(&d.pid().to_string()))
+        .filter(|n| n.contains(".tmp-") && !n.contains(&format!(".tmp-{}-", d.pid())))
         .collect();
     assert!(leftovers.is_empty(), "stale temporary files: {leftovers:?}");
 }

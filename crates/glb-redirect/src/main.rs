@@ -126,7 +126,7 @@ fn run(args: Args) -> Result<()> {
     let snapshot = || Snapshot::sum(shared.iter().map(|s| &**s));
     stats_file.write(&snapshot())?;
     tracing::info!("stats in {}", stats_file.path().display());
-    sd_notify("READY=1");
+    notify(glb_io::notify::ready());
 
     let interval = Duration::from_millis(args.stats_interval_ms);
     let (mut last_statsd, mut last_addrs) = (Instant::now(), Instant::now());
@@ -162,7 +162,7 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
-    sd_notify("STOPPING=1");
+    notify(glb_io::notify::stopping());
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
@@ -224,19 +224,8 @@ fn spawn_worker(
 }
 
 /// Tells systemd (Type=notify) about our state; a no-op elsewhere.
-fn sd_notify(state: &str) {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let bytes = path.as_encoded_bytes();
-    let addr = match bytes.strip_prefix(b"@") {
-        Some(abstract_name) => UnixAddr::from_abstract_name(abstract_name),
-        None => UnixAddr::from_pathname(&path),
-    };
-    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &a));
-    if let Err(e) = sent {
+fn notify(result: std::io::Result<bool>) {
+    if let Err(e) = result {
         tracing::warn!("cannot notify systemd: {e}");
     }
 }

@@ -3,17 +3,18 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use glb_io::atomic_file;
 
 use crate::counters::Snapshot;
 
-/// Writes the stats file: the new contents go to a temporary file beside
-/// it that is then renamed over it, so readers never see half a file.
+/// The stats file, replaced as a whole on every write so readers never
+/// see half of it.
 #[derive(Debug)]
 pub struct StatsFile {
     path: PathBuf,
-    tmp: PathBuf,
 }
 
 impl StatsFile {
@@ -24,24 +25,14 @@ impl StatsFile {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
         Ok(StatsFile {
             path: path.to_owned(),
-            tmp: PathBuf::from(tmp),
         })
     }
 
     /// Replaces the file with `snap`.
     pub fn write(&self, snap: &Snapshot) -> io::Result<()> {
-        fs::write(&self.tmp, snap.render())
-            .and_then(|()| fs::rename(&self.tmp, &self.path))
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot write {}: {e}", self.path.display()),
-                )
-            })
+        atomic_file::replace(&self.path, snap.render().as_bytes())
     }
 
     /// The file's path.
@@ -50,11 +41,10 @@ impl StatsFile {
     }
 }
 
-/// Sends counter increases to a statsd server over UDP.
+/// Sends counter increases to a statsd server.
 #[derive(Debug)]
 pub struct Statsd {
-    sock: UdpSocket,
-    to: SocketAddr,
+    client: glb_io::statsd::Statsd,
     prefix: String,
     last: Snapshot,
 }
@@ -62,37 +52,20 @@ pub struct Statsd {
 impl Statsd {
     /// A sender to `to` whose metric names start with `prefix`.
     pub fn new(to: SocketAddr, prefix: &str) -> io::Result<Statsd> {
-        let bind: SocketAddr = if to.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal address")
-        } else {
-            "[::]:0".parse().expect("literal address")
-        };
         Ok(Statsd {
-            sock: UdpSocket::bind(bind)?,
-            to,
+            client: glb_io::statsd::Statsd::new(to)?,
             prefix: prefix.to_owned(),
             last: Snapshot::default(),
         })
     }
 
-    /// Sends what changed since the previous call. Lines are packed into
-    /// datagrams of at most 1,400 bytes.
+    /// Sends what changed since the previous call (best effort: metrics
+    /// never stop the daemon).
     pub fn send(&mut self, now: &Snapshot) {
         let lines = now.statsd_deltas(&self.last, &self.prefix);
         self.last = *now;
-        let mut packet = String::new();
-        for l in lines {
-            if !packet.is_empty() && packet.len() + 1 + l.len() > 1400 {
-                let _ = self.sock.send_to(packet.as_bytes(), self.to);
-                packet.clear();
-            }
-            if !packet.is_empty() {
-                packet.push('\n');
-            }
-            packet.push_str(&l);
-        }
-        if !packet.is_empty() {
-            let _ = self.sock.send_to(packet.as_bytes(), self.to);
+        if let Err(e) = self.client.send(&lines) {
+            tracing::debug!("statsd: {e}");
         }
     }
 }

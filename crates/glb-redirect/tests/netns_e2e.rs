@@ -532,7 +532,7 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     );
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("READY=1 from the daemon");
-    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim_end(), "READY=1");
     ns.ip(&["link", "show", "glbr0"]);
 
     // One runt datagram, so there is a counter to report.
@@ -546,7 +546,7 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     // SAFETY: kill only sends a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let n = notify.recv(&mut buf).expect("STOPPING=1 from the daemon");
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim_end(), "STOPPING=1");
     let status = d.child.wait().unwrap();
     assert!(
         status.success(),

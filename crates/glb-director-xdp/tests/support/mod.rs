@@ -10,7 +10,7 @@ use glb_core::forward::RouteOptions;
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director::DirectorConfig;
-use glb_director::engine::pcap::{Reader, Record};
+use glb_director_pcap::{Reader, Record};
 use glb_director_xdp::image::Image;
 use glb_director_xdp::maps::Counter;
 use glb_director_xdp::objects;

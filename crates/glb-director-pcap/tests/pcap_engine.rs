@@ -1,0 +1,262 @@
+//! The `glb-director-pcap` binary against every case folder of the
+//! conformance suite, and its behaviour on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use glb_testkit::conformance;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_glb-director-pcap"))
+}
+
+fn cases() -> Vec<PathBuf> {
+    conformance::case_dirs("pcap")
+}
+
+fn replay(case: &Path, out: &Path, verdicts: &Path) -> std::process::Output {
+    bin()
+        .arg("--config-file")
+        .arg(case.join("config.json"))
+        .arg("--forwarding-table")
+        .arg(case.join("table.bin"))
+        .arg("--pcap-file")
+        .arg(case.join("input.pcap"))
+        .arg("--output")
+        .arg(out)
+        .arg("--verdicts")
+        .arg(verdicts)
+        .output()
+        .expect("run glb-director-pcap")
+}
+
+#[test]
+fn every_conformance_case_matches_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in cases() {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let out = dir.path().join(format!("{name}.pcap"));
+        let verdicts = dir.path().join(format!("{name}.txt"));
+        let run = replay(&case, &out, &verdicts);
+        assert!(
+            run.status.success(),
+            "{name}: exit {:?}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let got = std::fs::read(&out).unwrap();
+        let want = std::fs::read(case.join("expected.pcap")).unwrap();
+        if got != want {
+            let at = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(want.len()));
+            panic!(
+                "{name}: output differs from expected.pcap at byte {at} (got {} bytes, want {})",
+                got.len(),
+                want.len()
+            );
+        }
+        let got = std::fs::read_to_string(&verdicts).unwrap();
+        let want = std::fs::read_to_string(case.join("expected.verdicts.txt")).unwrap();
+        for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, w, "{name}: verdict line {}", i + 1);
+        }
+        assert_eq!(
+            got, want,
+            "{name}: verdicts differ in length or line endings"
+        );
+    }
+}
+
+fn case0() -> PathBuf {
+    cases().into_iter().next().unwrap()
+}
+
+/// Runs with one input replaced and checks for a clean failure that names
+/// `needle`, leaving an existing output untouched.
+fn expect_failure(config: &Path, table: &Path, pcap: &Path, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let verdicts = dir.path().join("v.txt");
+    std::fs::write(&out, b"previous").unwrap();
+    let run = bin()
+        .arg("--config-file")
+        .arg(config)
+        .arg("--forwarding-table")
+        .arg(table)
+        .arg("--pcap-file")
+        .arg(pcap)
+        .arg("--output")
+        .arg(&out)
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "should fail: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr should mention {needle:?}: {stderr}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    assert!(!verdicts.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "out.pcap")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly_without_output() {
+    let case = case0();
+    let (cfg, table, pcap) = (
+        case.join("config.json"),
+        case.join("table.bin"),
+        case.join("input.pcap"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    let bad_cfg = dir.path().join("bad.conf");
+    std::fs::write(
+        &bad_cfg,
+        r#"{"outbound_gateway_mac": "zz", "outbound_src_ip": "1.2.3.4"}"#,
+    )
+    .unwrap();
+    expect_failure(&bad_cfg, &table, &pcap, "outbound_gateway_mac");
+
+    let bad_table = dir.path().join("bad.bin");
+    std::fs::write(&bad_table, b"GLBX").unwrap();
+    expect_failure(&cfg, &bad_table, &pcap, "bad.bin");
+
+    let ng = dir.path().join("capture.pcapng");
+    std::fs::write(&ng, [0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0]).unwrap();
+    expect_failure(&cfg, &table, &ng, "pcapng");
+
+    let mut cut = std::fs::read(&pcap).unwrap();
+    cut.truncate(cut.len() - 3);
+    let cut_path = dir.path().join("cut.pcap");
+    std::fs::write(&cut_path, &cut).unwrap();
+    expect_failure(&cfg, &table, &cut_path, "cut.pcap");
+
+    let mut raw = std::fs::read(&pcap).unwrap();
+    raw[20] = 101; // LINKTYPE_RAW
+    let raw_path = dir.path().join("raw.pcap");
+    std::fs::write(&raw_path, &raw).unwrap();
+    expect_failure(&cfg, &table, &raw_path, "link type 101");
+
+    expect_failure(
+        &cfg,
+        &table,
+        &dir.path().join("missing.pcap"),
+        "missing.pcap",
+    );
+}
+
+/// Big-endian and nanosecond captures are read; timestamps are carried
+/// over with their resolution.
+#[test]
+fn reads_other_pcap_flavours() {
+    let case = case0();
+    let input = std::fs::read(case.join("input.pcap")).unwrap();
+    // Rewrite the input as big-endian with nanosecond timestamps.
+    let mut be = Vec::new();
+    be.extend_from_slice(&0xa1b2_3c4du32.to_be_bytes());
+    be.extend_from_slice(&2u16.to_be_bytes());
+    be.extend_from_slice(&4u16.to_be_bytes());
+    be.extend_from_slice(&[0; 8]);
+    be.extend_from_slice(&262_144u32.to_be_bytes());
+    be.extend_from_slice(&1u32.to_be_bytes());
+    let mut off = 24;
+    while off < input.len() {
+        let w = |o: usize| u32::from_le_bytes(input[o..o + 4].try_into().unwrap());
+        let (s, us, cl, ol) = (w(off), w(off + 4), w(off + 8), w(off + 12));
+        for v in [s, us * 1000, cl, ol] {
+            be.extend_from_slice(&v.to_be_bytes());
+        }
+        be.extend_from_slice(&input[off + 16..off + 16 + cl as usize]);
+        off += 16 + cl as usize;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("be.pcap");
+    std::fs::write(&inp, &be).unwrap();
+    let out = dir.path().join("out.pcap");
+    let run = bin()
+        .arg("--config-file")
+        .arg(case.join("config.json"))
+        .arg("--forwarding-table")
+        .arg(case.join("table.bin"))
+        .arg("--pcap-file")
+        .arg(&inp)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = std::fs::read(&out).unwrap();
+    let want = std::fs::read(case.join("expected.pcap")).unwrap();
+    assert_eq!(&got[..4], &0xa1b2_3c4du32.to_le_bytes());
+    assert_eq!(got[4..24], want[4..24]);
+    assert_eq!(got.len(), want.len());
+    // Same frames; every stamp carried over in nanoseconds.
+    let records = |b: &[u8]| {
+        let mut v = Vec::new();
+        let mut off = 24;
+        while off < b.len() {
+            let w = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+            let len = w(off + 8) as usize;
+            v.push((w(off), w(off + 4), b[off + 16..off + 16 + len].to_vec()));
+            off += 16 + len;
+        }
+        v
+    };
+    let (got, want) = (records(&got), records(&want));
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!((g.0, g.1), (w.0, w.1 * 1000), "record {i} stamp");
+        assert!(g.2 == w.2, "record {i} frame differs");
+    }
+}
+
+/// Writing to a device such as /dev/null writes through it; it must never
+/// be replaced by a rename.
+#[test]
+fn device_outputs_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let case = case0();
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = dir.path().join("v.txt");
+    let run = bin()
+        .arg("--config-file")
+        .arg(case.join("config.json"))
+        .arg("--forwarding-table")
+        .arg(case.join("table.bin"))
+        .arg("--pcap-file")
+        .arg(case.join("input.pcap"))
+        .arg("--output")
+        .arg("/dev/null")
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let m = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        m.file_type().is_char_device(),
+        "/dev/null is no longer a device"
+    );
+    let want = std::fs::read_to_string(case.join("expected.verdicts.txt")).unwrap();
+    assert_eq!(std::fs::read_to_string(&verdicts).unwrap(), want);
+}

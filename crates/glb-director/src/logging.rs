@@ -1,0 +1,14 @@
+//! Logging for the director binaries: `tracing` to standard error (where
+//! journald picks it up), at info level or debug with `--debug`;
+//! `RUST_LOG` overrides both.
+
+/// Installs the subscriber; call once, first thing in `main`.
+pub fn init(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,23 @@
+//! The GLB test kit: what every crate's tests share, written once and
+//! independently of the code under test.
+//!
+//! * [`conformance`] — finding the shared conformance data (a test that
+//!   needs it fails, naming what is missing).
+//! * [`frames`] — Ethernet/IPv4/IPv6/TCP/UDP/ICMP frames built byte by byte.
+//! * [`checksum`] and [`siphash`] — the Internet checksum and SipHash-2-4
+//!   from their specifications, to check the suite's own against.
+//! * [`table`] — binary tables compiled for a test and read back by offset.
+//! * [`netns`] — network namespaces and veth pairs removed on drop, root
+//!   checks, commands.
+//! * [`rawsock`] — raw `AF_PACKET` sockets (the only `unsafe` here).
+//! * [`pcap`] — classic pcap files.
+#![allow(missing_docs)]
+
+pub mod checksum;
+pub mod conformance;
+pub mod frames;
+pub mod netns;
+pub mod pcap;
+pub mod rawsock;
+pub mod siphash;
+pub mod table;

@@ -1,0 +1,141 @@
+//! Network namespaces that a test creates and that are removed when it
+//! ends, whatever happens, with unique names so tests run side by side.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Requires root, for namespaces, raw sockets and tap devices.
+pub fn require_root(what: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let euid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+    assert_eq!(
+        euid, 0,
+        "{what} needs root (network namespaces, raw sockets, tap devices)"
+    );
+}
+
+/// A name unique to this test process and call.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "glbd{}{}{}",
+        tag,
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command and requires success.
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e} (is iproute2 installed?)"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace that exists for the life of the value.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A fresh namespace with loopback up and IPv6 off (so Linux sends
+    /// no neighbour discovery noise on the test's interfaces).
+    pub fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        run(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        // /proc/sys/net belongs to the namespace of the thread using it.
+        // A kernel without IPv6 has nothing to turn off.
+        ns.enter(|| {
+            for key in ["all", "default"] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{key}/disable_ipv6"), "1");
+            }
+        });
+        ns
+    }
+
+    /// Runs a command inside the namespace and requires success.
+    pub fn exec(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run(&full);
+    }
+
+    /// A veth pair `a`—`b`, both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.exec(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+        self.exec(&["ip", "link", "set", a, "up"]);
+        self.exec(&["ip", "link", "set", b, "up"]);
+    }
+
+    /// The MAC address of `iface`.
+    pub fn mac(&self, iface: &str) -> [u8; 6] {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-o", "link", "show", iface])
+            .output()
+            .expect("ip link show");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC for {iface} in {text:?}"));
+        let b: Vec<u8> = mac
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        b.try_into().unwrap()
+    }
+
+    /// Whether `iface` exists in the namespace.
+    pub fn has_link(&self, iface: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name, "link", "show", iface])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs `f` on a thread that has joined the namespace; sockets it
+    /// opens stay in the namespace wherever they are used later.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: setns on this thread only, with a namespace fd we
+                // hold open; network namespaces may be joined per thread.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("namespace thread panicked")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
