@@ -139,7 +139,7 @@ impl ReloadWatch {
 /// Transmits the whole batch, retrying a few times; what the port still
 /// refuses is freed and counted as dropped. Returns how many were sent.
 #[inline]
-fn send(tx: &mut TxQueue, batch: &mut MbufBatch, dropped: &AtomicU64) -> usize {
+fn send<'a>(tx: &mut TxQueue<'a>, batch: &mut MbufBatch<'a>, dropped: &AtomicU64) -> usize {
     let mut sent = 0;
     for _ in 0..TX_ATTEMPTS {
         if batch.is_empty() {
@@ -173,12 +173,12 @@ fn out_of(v: &Verdict, exception: bool) -> Out {
 
 /// Moves each buffer of `batch` to the batch its entry in `outs` names.
 #[inline]
-fn distribute(
-    batch: &mut MbufBatch,
+fn distribute<'a>(
+    batch: &mut MbufBatch<'a>,
     outs: &[Out],
-    fwd_out: &mut MbufBatch,
-    kni_out: &mut MbufBatch,
-    drops: &mut MbufBatch,
+    fwd_out: &mut MbufBatch<'a>,
+    kni_out: &mut MbufBatch<'a>,
+    drops: &mut MbufBatch<'a>,
 ) {
     for (m, o) in batch.drain().zip(outs) {
         match o {
@@ -192,7 +192,7 @@ fn distribute(
 /// Moves `m` into `batch`, freeing it if the batch is somehow full
 /// (callers size batches so that cannot happen).
 #[inline]
-fn put(batch: &mut MbufBatch, m: Mbuf) {
+fn put<'a>(batch: &mut MbufBatch<'a>, m: Mbuf<'a>) {
     if let Err(m) = batch.push(m) {
         drop(m);
     }
@@ -200,9 +200,9 @@ fn put(batch: &mut MbufBatch, m: Mbuf) {
 
 /// A receive queue of a run-to-completion core.
 #[derive(Debug)]
-pub struct RtcPath {
+pub struct RtcPath<'a> {
     /// Where packets come from.
-    pub rx: RxQueue,
+    pub rx: RxQueue<'a>,
     /// Index of the transmit queue they leave by.
     pub tx: usize,
     /// Outer headers for that transmit port.
@@ -216,21 +216,21 @@ pub struct RtcPath {
 /// in a list of its own, in the same order, so it can be indexed like any
 /// other transmit queue.)
 #[derive(Debug)]
-pub struct KniLink {
+pub struct KniLink<'a> {
     /// The port this tap stands for.
     pub port: u16,
     /// Frames from Linux.
-    pub tap_rx: RxQueue,
+    pub tap_rx: RxQueue<'a>,
     /// Index of the core's transmit queue on `port`.
     pub port_tx: usize,
 }
 
 /// Serves the taps: Linux → port.
 #[inline]
-fn serve_kni_rx(
-    links: &mut [KniLink],
-    tx: &mut [TxQueue],
-    batch: &mut MbufBatch,
+fn serve_kni_rx<'a>(
+    links: &mut [KniLink<'a>],
+    tx: &mut [TxQueue<'a>],
+    batch: &mut MbufBatch<'a>,
     stats: &CoreStats,
 ) -> usize {
     let mut work = 0;
@@ -248,20 +248,20 @@ fn serve_kni_rx(
 
 /// A core that receives, processes and transmits on its own.
 #[derive(Debug)]
-pub struct RtcJob {
+pub struct RtcJob<'a> {
     /// Common state.
     pub ctx: CoreCtx,
     /// Its receive queues.
-    pub paths: Vec<RtcPath>,
+    pub paths: Vec<RtcPath<'a>>,
     /// Its transmit queues.
-    pub tx: Vec<TxQueue>,
+    pub tx: Vec<TxQueue<'a>>,
     /// Its exception links.
-    pub kni: Vec<KniLink>,
+    pub kni: Vec<KniLink<'a>>,
     /// Transmit queues towards Linux, one per exception link.
-    pub kni_tx: Vec<TxQueue>,
+    pub kni_tx: Vec<TxQueue<'a>>,
 }
 
-impl RtcJob {
+impl<'a> RtcJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
         let shared = Arc::clone(&self.ctx.shared);
@@ -323,20 +323,20 @@ impl RtcJob {
 
 /// The distributor's end of the rings to one worker.
 #[derive(Debug)]
-pub struct WorkerLink {
+pub struct WorkerLink<'a> {
     /// Packets to process.
-    pub to: Producer,
+    pub to: Producer<'a>,
     /// Processed packets to transmit.
-    pub done: Consumer,
+    pub done: Consumer<'a>,
     /// Unmatched packets for the exception path.
-    pub unmatched: Consumer,
+    pub unmatched: Consumer<'a>,
 }
 
 /// Picks a worker for a packet so that a flow always lands on the same
 /// one: the NIC's RSS hash when there is one, else a hash of the IP
 /// addresses.
 #[inline]
-fn worker_for(m: &Mbuf, workers: usize) -> usize {
+fn worker_for(m: &Mbuf<'_>, workers: usize) -> usize {
     let h = m.rss_hash().unwrap_or_else(|| address_hash(m.data()));
     ((u64::from(h) * workers as u64) >> 32) as usize
 }
@@ -360,35 +360,35 @@ fn address_hash(frame: &[u8]) -> u32 {
 /// A core that receives, hands packets to workers, and transmits what
 /// they return.
 #[derive(Debug)]
-pub struct DistributorJob {
+pub struct DistributorJob<'a> {
     /// Common state.
     pub ctx: CoreCtx,
     /// Its receive queues.
-    pub rx: Vec<RxQueue>,
+    pub rx: Vec<RxQueue<'a>>,
     /// Its transmit queues.
-    pub tx: Vec<TxQueue>,
+    pub tx: Vec<TxQueue<'a>>,
     /// By receive port id: index of the transmit queue.
     pub tx_for_port: Vec<Option<usize>>,
     /// Its exception links.
-    pub kni: Vec<KniLink>,
+    pub kni: Vec<KniLink<'a>>,
     /// Transmit queues towards Linux, one per exception link.
-    pub kni_tx: Vec<TxQueue>,
+    pub kni_tx: Vec<TxQueue<'a>>,
     /// By receive port id: index of the exception link.
     pub kni_for_port: Vec<Option<usize>>,
     /// Its workers.
-    pub workers: Vec<WorkerLink>,
+    pub workers: Vec<WorkerLink<'a>>,
 }
 
 /// Sends packets to the queue their receive port maps to (per `map`);
 /// packets from unmapped ports are freed and counted as dropped.
-fn send_by_port(
-    batch: &mut MbufBatch,
+fn send_by_port<'a>(
+    batch: &mut MbufBatch<'a>,
     map: &[Option<usize>],
-    queues: &mut [TxQueue],
-    outs: &mut [MbufBatch],
+    queues: &mut [TxQueue<'a>],
+    outs: &mut [MbufBatch<'a>],
     dropped: &AtomicU64,
 ) -> usize {
-    let target = |m: &Mbuf| map.get(usize::from(m.port())).copied().flatten();
+    let target = |m: &Mbuf<'a>| map.get(usize::from(m.port())).copied().flatten();
     // The usual case: one queue, and every packet belongs on it.
     if queues.len() == 1 && batch.as_slice().iter().all(|m| target(m) == Some(0)) {
         return send(&mut queues[0], batch, dropped);
@@ -409,7 +409,7 @@ fn send_by_port(
     sent
 }
 
-impl DistributorJob {
+impl<'a> DistributorJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
         let shared = Arc::clone(&self.ctx.shared);
@@ -418,9 +418,9 @@ impl DistributorJob {
         let mut idle = Idle::new(self.ctx.idle);
         let nw = self.workers.len();
         let mut batch = MbufBatch::new();
-        let mut staging: Vec<MbufBatch> = (0..nw).map(|_| MbufBatch::new()).collect();
-        let mut tx_outs: Vec<MbufBatch> = self.tx.iter().map(|_| MbufBatch::new()).collect();
-        let mut kni_outs: Vec<MbufBatch> = self.kni.iter().map(|_| MbufBatch::new()).collect();
+        let mut staging: Vec<MbufBatch<'a>> = (0..nw).map(|_| MbufBatch::new()).collect();
+        let mut tx_outs: Vec<MbufBatch<'a>> = self.tx.iter().map(|_| MbufBatch::new()).collect();
+        let mut kni_outs: Vec<MbufBatch<'a>> = self.kni.iter().map(|_| MbufBatch::new()).collect();
         while shared.running.load(Ordering::Relaxed) {
             watch.check(&shared, stats);
             let mut work = 0;
@@ -490,20 +490,20 @@ impl DistributorJob {
 
 /// A core that processes what its distributor hands it.
 #[derive(Debug)]
-pub struct WorkerJob {
+pub struct WorkerJob<'a> {
     /// Common state.
     pub ctx: CoreCtx,
     /// Packets from the distributor.
-    pub from: Consumer,
+    pub from: Consumer<'a>,
     /// Encapsulated packets back to it.
-    pub done: Producer,
+    pub done: Producer<'a>,
     /// Unmatched packets back to it, when it has the exception path.
-    pub unmatched: Option<Producer>,
+    pub unmatched: Option<Producer<'a>>,
     /// By receive port id: the outer headers for the port it leaves by.
     pub enc_for_port: Vec<Option<Encapsulator>>,
 }
 
-impl WorkerJob {
+impl<'a> WorkerJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
         let shared = Arc::clone(&self.ctx.shared);

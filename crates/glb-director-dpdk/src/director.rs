@@ -2,11 +2,15 @@
 //! lcores as `director.conf` says ([`crate::plan`]), with the core loops
 //! in [`crate::cores`] and the metrics in [`crate::stats`].
 //!
-//! [`Director::start`] sets up every port, exception interface, pool and
-//! ring and launches the cores; the caller's thread (the EAL main lcore)
-//! then only does housekeeping: table swaps ([`Director::swap_table`]),
-//! metrics ([`Director::sample`]) and finally [`Director::stop`].
+//! [`Director::open`] takes charge of every port, exception interface
+//! and the pool; [`Director::launch`] configures and starts them and runs
+//! the cores inside an [`Eal::scope`]. The caller's thread (the EAL main
+//! lcore) then only does housekeeping: table swaps
+//! ([`Director::swap_table`]), metrics ([`Director::sample`]), and at the
+//! end [`Director::stop_cores`]; once the scope has waited for the cores,
+//! [`Director::close`] closes the ports.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use crate::cores::{
 };
 use crate::plan::{CorePlan, Job, Plan, PlanError, kni_name};
 use crate::rte::RteError;
-use crate::rte::eal::{Eal, LcoreJob};
+use crate::rte::eal::{Eal, Scope};
 use crate::rte::ethdev::{Port, PortSetup, RxQueue, TxQueue};
 use crate::rte::mbuf::BURST;
 use crate::rte::mempool::Mempool;
@@ -79,28 +83,35 @@ pub enum StartError {
     Setup(String),
 }
 
-/// A running director.
+/// A director: its ports, exception interfaces and buffer pool, all
+/// borrowing the EAL, and the state its cores share. Its cores run inside
+/// an [`Eal::scope`] ([`Director::launch`]); closing it
+/// ([`Director::close`]) closes the ports.
 #[derive(Debug)]
-pub struct Director {
+pub struct Director<'eal> {
+    eal: &'eal Eal,
+    config_file: String,
+    cfg: DirectorConfig,
+    opts: Options,
+    plan: Plan,
     shared: Arc<Shared>,
-    ports: Vec<Port>,
-    taps: Vec<Port>,
-    pool: Mempool,
-    launched: Vec<u32>,
-    retired: Vec<Arc<Forwarder>>,
-    queues: u16,
+    ports: Vec<Port<'eal>>,
+    taps: BTreeMap<u16, Port<'eal>>,
+    pool: Mempool<'eal>,
+    retired: RefCell<Vec<Arc<Forwarder>>>,
 }
 
-/// What stopping found.
+/// What closing found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopReport {
-    /// Lcores whose loop returned an error code (or panicked).
-    pub failed_lcores: Vec<(u32, i32)>,
+pub struct CloseReport {
     /// Ports that did not stop or close cleanly.
     pub port_errors: Vec<String>,
     /// Buffers not back in the pool after everything stopped.
     pub buffers_in_use: u32,
 }
+
+/// Work for one lcore.
+type CoreJob<'a> = Box<dyn FnOnce() -> i32 + Send + 'a>;
 
 fn mac_string(mac: [u8; 6]) -> String {
     ethernet::Address(mac).to_string()
@@ -128,16 +139,17 @@ pub fn pool_size(plan: &Plan, opts: &Options) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-impl Director {
-    /// Sets up ports, exception interfaces, the pool and rings, and
-    /// launches every core with `fwd` as the forwarding table.
-    pub fn start(
-        eal: &Eal,
+impl<'eal> Director<'eal> {
+    /// Lays the configuration onto the EAL's lcores and takes charge of
+    /// its ports, exception interfaces and the buffer pool, with `fwd` as
+    /// the forwarding table. Nothing runs yet: see [`Director::launch`].
+    pub fn open(
+        eal: &'eal Eal,
         config_file: &str,
         cfg: &DirectorConfig,
         fwd: Forwarder,
         opts: &Options,
-    ) -> Result<Director, StartError> {
+    ) -> Result<Self, StartError> {
         let plan =
             Plan::new(cfg, eal.main_lcore(), |l| eal.lcore_enabled(l)).map_err(|source| {
                 StartError::Plan {
@@ -146,10 +158,10 @@ impl Director {
                 }
             })?;
 
-        let found = Port::count();
+        let found = Port::count(eal);
         let mut ports = Vec::new();
         for &id in &plan.ports {
-            let port = Port::new(id).ok_or_else(|| {
+            let port = Port::open(eal, id).ok_or_else(|| {
                 StartError::Setup(format!(
                     "{config_file}: flow_paths use port {id}, but the EAL found {found} port(s); \
                      give it the device (e.g. --vdev=net_pcap0,... or a NIC bound to a DPDK driver)"
@@ -176,9 +188,11 @@ impl Director {
 
         // One tap per port with the exception path, with the port's MAC so
         // that what Linux answers is addressed as if from the port.
-        let mut taps: BTreeMap<u16, Port> = BTreeMap::new();
+        let mut taps: BTreeMap<u16, Port<'eal>> = BTreeMap::new();
         for &id in plan.kni_ports.keys() {
-            let mac = Port::new(id)
+            let mac = ports
+                .iter()
+                .find(|p| p.id() == id)
                 .ok_or_else(|| StartError::Setup(format!("port {id} vanished")))?
                 .mac()?;
             let dev = format!("net_tap_{}", kni_name(id));
@@ -186,72 +200,11 @@ impl Director {
                 &dev,
                 &format!("iface={},mac={}", kni_name(id), mac_string(mac)),
             )?;
-            taps.insert(id, Port::by_name(&dev)?);
+            taps.insert(id, Port::open_by_name(eal, &dev)?);
         }
 
-        let pool = Mempool::new("glb_director", pool_size(&plan, opts), POOL_CACHE)?;
+        let pool = Mempool::new(eal, "glb_director", pool_size(&plan, opts), POOL_CACHE)?;
         debug!(buffers = pool.available(), "packet buffer pool");
-
-        let mut rxq: BTreeMap<(u16, u16), RxQueue> = BTreeMap::new();
-        let mut txq: BTreeMap<(u16, u16), TxQueue> = BTreeMap::new();
-        let setup = PortSetup {
-            rx_queues: plan.queues,
-            tx_queues: plan.queues,
-            rx_desc: opts.rx_desc,
-            tx_desc: opts.tx_desc,
-            rss: plan.queues > 1,
-            rx_drop_en: cfg.rx_drop_en,
-        };
-        for port in &ports {
-            let c = port.configure(&setup, &pool)?;
-            for n in &c.notes {
-                warn!("{n}");
-            }
-            for q in c.rx {
-                rxq.insert((port.id(), q.queue()), q);
-            }
-            for q in c.tx {
-                txq.insert((port.id(), q.queue()), q);
-            }
-        }
-        let mut tap_rx: BTreeMap<(u16, u16), RxQueue> = BTreeMap::new();
-        let mut tap_tx: BTreeMap<(u16, u16), TxQueue> = BTreeMap::new();
-        for (&id, tap) in &taps {
-            let n = plan.kni_ports[&id];
-            let c = tap.configure(
-                &PortSetup {
-                    rx_queues: n,
-                    tx_queues: n,
-                    rx_desc: TAP_DESC,
-                    tx_desc: TAP_DESC,
-                    rss: false,
-                    rx_drop_en: false,
-                },
-                &pool,
-            )?;
-            for q in c.rx {
-                tap_rx.insert((id, q.queue()), q);
-            }
-            for q in c.tx {
-                tap_tx.insert((id, q.queue()), q);
-            }
-        }
-
-        let mut macs: BTreeMap<u16, ethernet::Address> = BTreeMap::new();
-        for port in &ports {
-            port.start()?;
-            if let Err(e) = port.promiscuous() {
-                debug!("{e} (frames to other MACs will not be received)");
-            }
-            macs.insert(port.id(), ethernet::Address(port.mac()?));
-        }
-        for (&id, tap) in &taps {
-            tap.start()?;
-            info!(port = id, interface = %kni_name(id), "exception path");
-            if let Some(ip) = cfg.kni_ip {
-                assign_kni_ip(&kni_name(id), ip);
-            }
-        }
 
         let shared = Arc::new(Shared {
             forwarder: ArcSwap::from_pointee(fwd),
@@ -266,40 +219,113 @@ impl Director {
                 })
                 .collect(),
         });
+        Ok(Director {
+            eal,
+            config_file: config_file.to_owned(),
+            cfg: cfg.clone(),
+            opts: *opts,
+            plan,
+            shared,
+            ports,
+            taps,
+            pool,
+            retired: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Configures and starts the ports and exception interfaces, and
+    /// launches every core in `scope`. On error, the cores launched so far
+    /// are told to stop (the scope waits for them).
+    pub fn launch<'env>(&'env self, scope: &Scope<'env>) -> Result<(), StartError> {
+        let result = self.launch_all(scope);
+        if result.is_err() {
+            self.stop_cores();
+        }
+        result
+    }
+
+    fn launch_all<'env>(&'env self, scope: &Scope<'env>) -> Result<(), StartError> {
+        let (plan, cfg, opts) = (&self.plan, &self.cfg, &self.opts);
+        let mut rxq: BTreeMap<(u16, u16), RxQueue<'env>> = BTreeMap::new();
+        let mut txq: BTreeMap<(u16, u16), TxQueue<'env>> = BTreeMap::new();
+        let setup = PortSetup {
+            rx_queues: plan.queues,
+            tx_queues: plan.queues,
+            rx_desc: opts.rx_desc,
+            tx_desc: opts.tx_desc,
+            rss: plan.queues > 1,
+            rx_drop_en: cfg.rx_drop_en,
+        };
+        for port in &self.ports {
+            let c = port.configure(&setup, &self.pool)?;
+            for n in &c.notes {
+                warn!("{n}");
+            }
+            for q in c.rx {
+                rxq.insert((port.id(), q.queue()), q);
+            }
+            for q in c.tx {
+                txq.insert((port.id(), q.queue()), q);
+            }
+        }
+        let mut tap_rx: BTreeMap<(u16, u16), RxQueue<'env>> = BTreeMap::new();
+        let mut tap_tx: BTreeMap<(u16, u16), TxQueue<'env>> = BTreeMap::new();
+        for (&id, tap) in &self.taps {
+            let n = plan.kni_ports[&id];
+            let c = tap.configure(
+                &PortSetup {
+                    rx_queues: n,
+                    tx_queues: n,
+                    rx_desc: TAP_DESC,
+                    tx_desc: TAP_DESC,
+                    rss: false,
+                    rx_drop_en: false,
+                },
+                &self.pool,
+            )?;
+            for q in c.rx {
+                tap_rx.insert((id, q.queue()), q);
+            }
+            for q in c.tx {
+                tap_tx.insert((id, q.queue()), q);
+            }
+        }
+
+        let mut macs: BTreeMap<u16, ethernet::Address> = BTreeMap::new();
+        for port in &self.ports {
+            port.start()?;
+            if let Err(e) = port.promiscuous() {
+                debug!("{e} (frames to other MACs will not be received)");
+            }
+            macs.insert(port.id(), ethernet::Address(port.mac()?));
+        }
+        for (&id, tap) in &self.taps {
+            tap.start()?;
+            info!(port = id, interface = %kni_name(id), "exception path");
+            if let Some(ip) = cfg.kni_ip {
+                assign_kni_ip(&kni_name(id), ip);
+            }
+        }
 
         let jobs = build_jobs(
-            &plan,
+            self.eal,
+            plan,
             cfg,
             opts,
-            &shared,
+            &self.shared,
             &macs,
             &mut rxq,
             &mut txq,
             &mut tap_rx,
             &mut tap_tx,
         )?;
-
-        let mut director = Director {
-            shared,
-            ports,
-            taps: taps.into_values().collect(),
-            pool,
-            launched: Vec::new(),
-            retired: Vec::new(),
-            queues: plan.queues,
-        };
         for (slot, (lcore, job)) in jobs.into_iter().enumerate() {
-            let shared = Arc::clone(&director.shared);
-            let job: LcoreJob = Box::new(move || {
+            let shared = Arc::clone(&self.shared);
+            scope.launch(lcore, move || {
                 let rc = job();
                 shared.cores[slot].exited.store(true, Ordering::SeqCst);
                 rc
-            });
-            if let Err(e) = eal.launch(lcore, job) {
-                let _ = director.stop(eal);
-                return Err(e.into());
-            }
-            director.launched.push(lcore);
+            })?;
         }
         for c in &plan.cores {
             let what = match &c.job {
@@ -314,22 +340,28 @@ impl Director {
                 "{what}"
             );
         }
-        Ok(director)
+        Ok(())
+    }
+
+    /// The configuration file the director was opened with.
+    pub fn config_file(&self) -> &str {
+        &self.config_file
     }
 
     /// Puts `fwd` in service: each core switches at its next batch. The
     /// previous table is freed by [`Director::reap`] once no core holds it.
-    pub fn swap_table(&mut self, fwd: Forwarder) {
+    pub fn swap_table(&self, fwd: Forwarder) {
         let old = self.shared.forwarder.swap(Arc::new(fwd));
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
-        self.retired.push(old);
+        self.retired.borrow_mut().push(old);
     }
 
     /// Frees retired tables no core uses any more; returns how many are
     /// still held by some core.
-    pub fn reap(&mut self) -> usize {
-        self.retired.retain(|t| Arc::strong_count(t) > 1);
-        self.retired.len()
+    pub fn reap(&self) -> usize {
+        let mut retired = self.retired.borrow_mut();
+        retired.retain(|t| Arc::strong_count(t) > 1);
+        retired.len()
     }
 
     /// Current counters of every port and core.
@@ -372,33 +404,25 @@ impl Director {
 
     /// Queues per port.
     pub fn queues(&self) -> u16 {
-        self.queues
+        self.plan.queues
     }
 
-    /// Stops every core, then stops and closes every port (which
-    /// completes a `net_pcap` output file and removes the taps).
-    pub fn stop(&mut self, eal: &Eal) -> StopReport {
+    /// Tells every core to return from its loop at its next batch.
+    pub fn stop_cores(&self) {
         self.shared.running.store(false, Ordering::SeqCst);
-        let mut failed_lcores = Vec::new();
-        for &l in &self.launched {
-            let rc = eal.wait(l);
-            if rc != 0 {
-                failed_lcores.push((l, rc));
-            }
-        }
-        self.launched.clear();
+    }
+
+    /// Stops and closes every port (which completes a `net_pcap` output
+    /// file and removes the taps). Call it once the scope its cores ran
+    /// in has returned — the borrow checker insists.
+    pub fn close(self) -> CloseReport {
         let mut port_errors = Vec::new();
-        for p in self.ports.drain(..).chain(self.taps.drain(..)) {
-            // SAFETY: every lcore has returned from its loop and dropped its
-            // queue handles, so nothing polls the port.
-            #[allow(unsafe_code)]
-            if let Err(e) = unsafe { p.stop_and_close() } {
+        for p in self.ports.into_iter().chain(self.taps.into_values()) {
+            if let Err(e) = p.close() {
                 port_errors.push(e.to_string());
             }
         }
-        self.retired.clear();
-        StopReport {
-            failed_lcores,
+        CloseReport {
             port_errors,
             buffers_in_use: self.pool.in_use(),
         }
@@ -447,17 +471,18 @@ fn by_port<T: Clone>(pairs: impl IntoIterator<Item = (u16, T)>) -> Vec<Option<T>
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build_jobs(
+fn build_jobs<'a>(
+    eal: &'a Eal,
     plan: &Plan,
     cfg: &DirectorConfig,
     opts: &Options,
     shared: &Arc<Shared>,
     macs: &BTreeMap<u16, ethernet::Address>,
-    rxq: &mut BTreeMap<(u16, u16), RxQueue>,
-    txq: &mut BTreeMap<(u16, u16), TxQueue>,
-    tap_rx: &mut BTreeMap<(u16, u16), RxQueue>,
-    tap_tx: &mut BTreeMap<(u16, u16), TxQueue>,
-) -> Result<Vec<(u32, LcoreJob)>, StartError> {
+    rxq: &mut BTreeMap<(u16, u16), RxQueue<'a>>,
+    txq: &mut BTreeMap<(u16, u16), TxQueue<'a>>,
+    tap_rx: &mut BTreeMap<(u16, u16), RxQueue<'a>>,
+    tap_tx: &mut BTreeMap<(u16, u16), TxQueue<'a>>,
+) -> Result<Vec<(u32, CoreJob<'a>)>, StartError> {
     let enc_for = |tx_port: u16| -> Encapsulator {
         Encapsulator::new(cfg.encap_params(macs.get(&tx_port).copied().unwrap_or_default()))
     };
@@ -471,9 +496,9 @@ fn build_jobs(
         idle: opts.idle,
     };
     let kni_links = |c: &CorePlan,
-                     tap_rx: &mut BTreeMap<(u16, u16), RxQueue>,
-                     tap_tx: &mut BTreeMap<(u16, u16), TxQueue>|
-     -> Result<(Vec<KniLink>, Vec<TxQueue>), StartError> {
+                     tap_rx: &mut BTreeMap<(u16, u16), RxQueue<'a>>,
+                     tap_tx: &mut BTreeMap<(u16, u16), TxQueue<'a>>|
+     -> Result<(Vec<KniLink<'a>>, Vec<TxQueue<'a>>), StartError> {
         let mut links = Vec::new();
         let mut txs = Vec::new();
         for &(port, q) in &c.kni_ports {
@@ -488,16 +513,20 @@ fn build_jobs(
     };
 
     // Rings first: each worker's ends are made with its distributor's.
-    let mut worker_ends: BTreeMap<u32, (ring::Consumer, ring::Producer, ring::Producer)> =
-        BTreeMap::new();
-    let mut dist_links: BTreeMap<u32, Vec<WorkerLink>> = BTreeMap::new();
+    let mut worker_ends: BTreeMap<
+        u32,
+        (ring::Consumer<'a>, ring::Producer<'a>, ring::Producer<'a>),
+    > = BTreeMap::new();
+    let mut dist_links: BTreeMap<u32, Vec<WorkerLink<'a>>> = BTreeMap::new();
     for c in &plan.cores {
         if let Job::Distributor { workers } = &c.job {
             let mut links = Vec::new();
             for &w in workers {
-                let (to_p, to_c) = ring::spsc(&format!("glb_{}_{w}_in", c.lcore), RING_SIZE)?;
-                let (done_p, done_c) = ring::spsc(&format!("glb_{}_{w}_out", c.lcore), RING_SIZE)?;
-                let (unm_p, unm_c) = ring::spsc(&format!("glb_{}_{w}_kni", c.lcore), RING_SIZE)?;
+                let (to_p, to_c) = ring::spsc(eal, &format!("glb_{}_{w}_in", c.lcore), RING_SIZE)?;
+                let (done_p, done_c) =
+                    ring::spsc(eal, &format!("glb_{}_{w}_out", c.lcore), RING_SIZE)?;
+                let (unm_p, unm_c) =
+                    ring::spsc(eal, &format!("glb_{}_{w}_kni", c.lcore), RING_SIZE)?;
                 links.push(WorkerLink {
                     to: to_p,
                     done: done_c,
@@ -509,9 +538,9 @@ fn build_jobs(
         }
     }
 
-    let mut jobs: Vec<(u32, LcoreJob)> = Vec::new();
+    let mut jobs: Vec<(u32, CoreJob<'a>)> = Vec::new();
     for c in &plan.cores {
-        let job: LcoreJob = match &c.job {
+        let job: CoreJob<'a> = match &c.job {
             Job::RunToCompletion => {
                 let txs = c.tx_queues();
                 let (kni, kni_tx) = kni_links(c, tap_rx, tap_tx)?;

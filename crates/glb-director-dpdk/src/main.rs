@@ -9,6 +9,8 @@
 //! `SIGUSR1` reloads the forwarding table, `SIGINT`/`SIGTERM` stop
 //! cleanly (exit 0). Readiness goes to systemd via `NOTIFY_SOCKET`.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -54,8 +56,8 @@ enum Failure {
 }
 
 /// The running DPDK director as its housekeeping sees it.
-struct Running<'a> {
-    director: &'a mut Director,
+struct Running<'a, 'eal> {
+    director: &'a Director<'eal>,
     options: RouteOptions,
     metrics: Metrics,
     started: Instant,
@@ -63,7 +65,7 @@ struct Running<'a> {
     next_print: Option<Instant>,
 }
 
-impl Engine for Running<'_> {
+impl Engine for Running<'_, '_> {
     type Error = Failure;
 
     fn reload(&mut self, path: &Path) -> Result<usize, Failure> {
@@ -93,7 +95,7 @@ impl Engine for Running<'_> {
     }
 }
 
-impl Running<'_> {
+impl Running<'_, '_> {
     fn print_stats(&self) {
         println!(
             "{}",
@@ -132,43 +134,51 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         },
         ..Options::default()
     };
-    let config_name = args.config_file.display().to_string();
-    let mut director = match Director::start(&eal, &config_name, &cfg, fwd, &opts) {
-        Ok(d) => d,
-        Err(e) => {
-            // SAFETY: start failed before any lcore kept running (it
-            // stops what it launched) and no DPDK object is used after.
-            let _ = unsafe { eal.cleanup() };
-            return Err(e.into());
-        }
-    };
+    let result = serve(&eal, &args, &cfg, fwd, &opts, signals);
+    // Safe only now: every DPDK object borrowed the EAL and is gone.
+    if let Err(e) = eal.cleanup() {
+        warn!("{e}");
+    }
+    result
+}
 
-    let started = Instant::now();
+/// Runs the director on the initialised EAL until it is told to stop.
+fn serve(
+    eal: &Eal,
+    args: &Args,
+    cfg: &DirectorConfig,
+    fwd: glb_core::forward::Forwarder,
+    opts: &Options,
+    signals: Signals,
+) -> Result<()> {
+    let config_name = args.config_file.display().to_string();
+    let director = Director::open(eal, &config_name, cfg, fwd, opts)?;
     let print_every = args
         .stats_interval
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64);
-    let mut running = Running {
-        metrics: Metrics::new(director.queues()),
-        director: &mut director,
-        options: cfg.route_options(),
-        started,
-        print_every,
-        next_print: print_every.map(|d| started + d),
-    };
-    let mut housekeeping = Housekeeping::new(signals, &args.forwarding_table, cfg.statsd_port);
-    let served = housekeeping.run(&mut running);
-    if print_every.is_some() {
-        running.print_stats();
-    }
-
-    let report = director.stop(&eal);
-    drop(director);
-    // SAFETY: every lcore has returned and every port is closed; nothing
-    // touches DPDK after this.
-    if let Err(e) = unsafe { eal.cleanup() } {
-        warn!("{e}");
-    }
+    let (served, lcores) = eal.scope(|scope| {
+        if let Err(e) = director.launch(scope) {
+            return (Err(anyhow::Error::from(e)), scope.join_all());
+        }
+        let started = Instant::now();
+        let mut running = Running {
+            metrics: Metrics::new(director.queues()),
+            director: &director,
+            options: cfg.route_options(),
+            started,
+            print_every,
+            next_print: print_every.map(|d| started + d),
+        };
+        let mut housekeeping = Housekeeping::new(signals, &args.forwarding_table, cfg.statsd_port);
+        let served = housekeeping.run(&mut running);
+        if print_every.is_some() {
+            running.print_stats();
+        }
+        director.stop_cores();
+        (served.map_err(anyhow::Error::from), scope.join_all())
+    });
+    let report = director.close();
     for e in &report.port_errors {
         warn!("{e}");
     }
@@ -179,11 +189,9 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         );
     }
     served?;
-    if !report.failed_lcores.is_empty() {
-        bail!(
-            "lcore loop(s) failed (lcore, code): {:?}",
-            report.failed_lcores
-        );
+    let failed: Vec<(u32, i32)> = lcores.into_iter().filter(|&(_, rc)| rc != 0).collect();
+    if !failed.is_empty() {
+        bail!("lcore loop(s) failed (lcore, code): {failed:?}");
     }
     info!("stopped");
     Ok(())

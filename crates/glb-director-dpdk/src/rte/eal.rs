@@ -2,6 +2,7 @@
 //! lcores, launching work on them, virtual device hot-plug and the cycle
 //! counter.
 
+use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -17,20 +18,103 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 /// Proof that the EAL is initialised in this process. It stays on the
 /// thread that created it (the main lcore), which is where DPDK wants its
 /// control-path calls made.
+///
+/// Every DPDK object of this layer — port, queue, pool, buffer, ring —
+/// borrows the `Eal` it was made with, and work runs on other lcores only
+/// inside [`Eal::scope`], which waits for it. So when [`Eal::cleanup`]
+/// takes the `Eal` by value, the compiler has already proved that no DPDK
+/// object is left and no lcore is busy.
 #[derive(Debug)]
 pub struct Eal {
     _main_thread_only: PhantomData<*const ()>,
 }
 
-/// Work to run on an lcore; its return value is the lcore's exit code.
-pub type LcoreJob = Box<dyn FnOnce() -> i32 + Send + 'static>;
+/// Work for an lcore, boxed for the trip through C; its return value is
+/// the lcore's exit code.
+type Job<'env> = Box<dyn FnOnce() -> i32 + Send + 'env>;
 
 unsafe extern "C" fn run_job(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the Box<LcoreJob> that `Eal::launch` leaked for
-    // this one call; nothing else holds it.
-    let job = unsafe { Box::from_raw(arg.cast::<LcoreJob>()) };
+    // SAFETY: `arg` is the Box<Job> that `Scope::launch` leaked for this
+    // one call; nothing else holds it. Its lifetime was erased on the way
+    // through C, but the scope that launched it outlives this call: a
+    // scope waits for every lcore it launched on before it ends.
+    let job = unsafe { Box::from_raw(arg.cast::<Job<'static>>()) };
     // A panic must not unwind into DPDK's C frames.
     std::panic::catch_unwind(AssertUnwindSafe(job)).unwrap_or(-1)
+}
+
+/// Launches work on worker lcores; see [`Eal::scope`].
+#[derive(Debug)]
+pub struct Scope<'env> {
+    eal: &'env Eal,
+    /// Lcores launched on and not yet waited for.
+    busy: RefCell<Vec<u32>>,
+    /// Invariant in `'env`, so jobs cannot be given a shorter one.
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'env> Scope<'env> {
+    /// Runs `job` on worker lcore `lcore`. The job may borrow anything
+    /// that outlives the scope (ports, queues, rings).
+    pub fn launch(
+        &self,
+        lcore: u32,
+        job: impl FnOnce() -> i32 + Send + 'env,
+    ) -> Result<(), RteError> {
+        let eal = self.eal;
+        if lcore == eal.main_lcore() || !eal.lcore_enabled(lcore) {
+            return Err(RteError {
+                what: format!("launch on lcore {lcore} (not an enabled worker lcore)"),
+                errno: libc::EINVAL,
+            });
+        }
+        if self.busy.borrow().contains(&lcore) {
+            return Err(RteError {
+                what: format!("launch on lcore {lcore} (it already runs a job)"),
+                errno: libc::EBUSY,
+            });
+        }
+        let job: Job<'env> = Box::new(job);
+        let arg = Box::into_raw(Box::new(job));
+        // SAFETY: run_job takes ownership of `arg` when the lcore runs it;
+        // the job is Send, so it may run on another thread, and what it
+        // borrows outlives the scope, which waits for the lcore.
+        let rc = unsafe { sys::rte_eal_remote_launch(Some(run_job), arg.cast(), lcore) };
+        if rc != 0 {
+            // SAFETY: the launch failed, so run_job never saw `arg`.
+            drop(unsafe { Box::from_raw(arg) });
+            return Err(RteError::from_rc(
+                format!("rte_eal_remote_launch(lcore {lcore})"),
+                rc,
+            ));
+        }
+        self.busy.borrow_mut().push(lcore);
+        Ok(())
+    }
+
+    /// Waits for every job launched so far to return; gives each lcore's
+    /// exit code, in launch order.
+    pub fn join_all(&self) -> Vec<(u32, i32)> {
+        let busy = std::mem::take(&mut *self.busy.borrow_mut());
+        busy.into_iter().map(|l| (l, wait(l))).collect()
+    }
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        // Also on the way out of a panic: jobs borrow from the caller's
+        // frame, which must not go away under them.
+        for l in self.busy.get_mut().drain(..) {
+            wait(l);
+        }
+    }
+}
+
+/// Waits for the job on `lcore` to return and gives its exit code.
+fn wait(lcore: u32) -> i32 {
+    // SAFETY: waiting on an lcore has no precondition; an idle lcore
+    // returns at once.
+    unsafe { sys::rte_eal_wait_lcore(lcore) }
 }
 
 impl Eal {
@@ -121,34 +205,16 @@ impl Eal {
         unsafe { sys::rte_eal_has_hugepages() != 0 }
     }
 
-    /// Runs `job` on worker lcore `lcore`.
-    pub fn launch(&self, lcore: u32, job: LcoreJob) -> Result<(), RteError> {
-        if lcore == self.main_lcore() || !self.lcore_enabled(lcore) {
-            return Err(RteError {
-                what: format!("launch on lcore {lcore} (not an enabled worker lcore)"),
-                errno: libc::EINVAL,
-            });
-        }
-        let arg = Box::into_raw(Box::new(job));
-        // SAFETY: run_job takes ownership of `arg` when the lcore runs it;
-        // the job is 'static and Send, so it may run on another thread.
-        let rc = unsafe { sys::rte_eal_remote_launch(Some(run_job), arg.cast(), lcore) };
-        if rc != 0 {
-            // SAFETY: the launch failed, so run_job never saw `arg`.
-            drop(unsafe { Box::from_raw(arg) });
-            return Err(RteError::from_rc(
-                format!("rte_eal_remote_launch(lcore {lcore})"),
-                rc,
-            ));
-        }
-        Ok(())
-    }
-
-    /// Waits for the job on `lcore` to return and gives its exit code.
-    pub fn wait(&self, lcore: u32) -> i32 {
-        // SAFETY: waiting on an lcore has no precondition; an idle lcore
-        // returns at once.
-        unsafe { sys::rte_eal_wait_lcore(lcore) }
+    /// Runs `f` with a [`Scope`] for launching jobs on worker lcores;
+    /// every job launched in it has returned by the time `scope` returns
+    /// (also when `f` panics), so jobs may borrow what outlives the call.
+    pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env>) -> R) -> R {
+        let scope = Scope {
+            eal: self,
+            busy: RefCell::new(Vec::new()),
+            _env: PhantomData,
+        };
+        f(&scope)
     }
 
     /// Creates a virtual device after start-up, e.g.
@@ -173,14 +239,12 @@ impl Eal {
         Ok(())
     }
 
-    /// Releases the EAL's resources, including all DPDK memory.
-    ///
-    /// # Safety
-    ///
-    /// Every lcore must be idle and every port closed, and no DPDK object
-    /// (buffer, ring, pool, queue) may be used afterwards.
-    pub unsafe fn cleanup(self) -> Result<(), RteError> {
-        // SAFETY: the caller guarantees nothing uses DPDK any more.
+    /// Releases the EAL's resources, including all DPDK memory. Taking
+    /// the `Eal` by value is what makes this safe: every DPDK object
+    /// borrows it, so none is left, and lcores only ever run jobs inside
+    /// [`Eal::scope`], which has returned.
+    pub fn cleanup(self) -> Result<(), RteError> {
+        // SAFETY: nothing can use DPDK any more (see above).
         let rc = unsafe { sys::rte_eal_cleanup() };
         if rc != 0 {
             return Err(RteError::from_rc("rte_eal_cleanup", rc));

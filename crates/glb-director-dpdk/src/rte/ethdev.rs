@@ -3,19 +3,37 @@
 //! handles the lcores poll.
 
 use std::ffi::{CStr, CString, c_char};
+use std::marker::PhantomData;
 
 use dpdk_sys as sys;
 
 use super::RteError;
+use super::eal::Eal;
 use super::mbuf::MbufBatch;
 use super::mempool::Mempool;
 
 /// Queue statistics DPDK keeps per port (`RTE_ETHDEV_QUEUE_STAT_CNTRS`).
 pub const QUEUE_STAT_COUNTERS: usize = 16;
 
-/// An Ethernet port by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Port(u16);
+/// An Ethernet port, owned: dropping it stops and closes the device
+/// (which completes a `net_pcap` output file and removes a `net_tap`
+/// interface). Its queue handles borrow it, so it cannot be closed while
+/// a core may poll one; it borrows the EAL, so it is closed before the
+/// EAL is cleaned up.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Port<'eal> {
+    id: u16,
+    open: bool,
+    _eal: PhantomData<&'eal Eal>,
+}
+
+// SAFETY: a port handle is an id; DPDK's control calls on a port may be
+// made from any thread of the process, and the data path (queues) is
+// reached only through the queue handles, each used by one core.
+unsafe impl Send for Port<'_> {}
+// SAFETY: as above: shared handles only make control-path calls, which
+// DPDK serialises per port.
+unsafe impl Sync for Port<'_> {}
 
 /// How to set a port up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +56,11 @@ pub struct PortSetup {
 /// A configured port's queues, each to be polled by one core, and what
 /// configuration had to give up.
 #[derive(Debug)]
-pub struct Configured {
+pub struct Configured<'port> {
     /// Receive queue handles, by queue id.
-    pub rx: Vec<RxQueue>,
+    pub rx: Vec<RxQueue<'port>>,
     /// Transmit queue handles, by queue id.
-    pub tx: Vec<TxQueue>,
+    pub tx: Vec<TxQueue<'port>>,
     /// The RSS hash functions enabled (0 when RSS is off).
     pub rss_hf: u64,
     /// Things configuration adjusted or could not do.
@@ -103,21 +121,31 @@ fn check(what: impl FnOnce() -> String, rc: i32) -> Result<(), RteError> {
     }
 }
 
-impl Port {
+impl<'eal> Port<'eal> {
     /// Ports available to the application.
-    pub fn count() -> u16 {
-        // SAFETY: a read of ethdev state after EAL init.
+    pub fn count(_eal: &Eal) -> u16 {
+        // SAFETY: a read of ethdev state; the EAL is initialised.
         unsafe { sys::rte_eth_dev_count_avail() }
     }
 
-    /// The port with this id, if it exists.
-    pub fn new(id: u16) -> Option<Port> {
-        // SAFETY: validity check of an id; any value is allowed.
-        (unsafe { sys::rte_eth_dev_is_valid_port(id) } != 0).then_some(Port(id))
+    fn owned(id: u16) -> Self {
+        Port {
+            id,
+            open: true,
+            _eal: PhantomData,
+        }
     }
 
-    /// The port created by `--vdev=NAME...` or found on the bus as NAME.
-    pub fn by_name(name: &str) -> Result<Port, RteError> {
+    /// Takes charge of the port with this id, if it exists. Open each
+    /// port once: the handle closes it when dropped.
+    pub fn open(_eal: &'eal Eal, id: u16) -> Option<Self> {
+        // SAFETY: validity check of an id; any value is allowed.
+        (unsafe { sys::rte_eth_dev_is_valid_port(id) } != 0).then(|| Port::owned(id))
+    }
+
+    /// Takes charge of the port created by `--vdev=NAME...` or found on
+    /// the bus as NAME.
+    pub fn open_by_name(_eal: &'eal Eal, name: &str) -> Result<Self, RteError> {
         let what = || format!("rte_eth_dev_get_port_by_name({name})");
         let cname = CString::new(name).map_err(|_| RteError {
             what: what(),
@@ -127,16 +155,16 @@ impl Port {
         // SAFETY: cname is a valid C string and id a valid out pointer.
         let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         check(what, rc)?;
-        Ok(Port(id))
+        Ok(Port::owned(id))
     }
 
     /// The port id.
-    pub fn id(self) -> u16 {
-        self.0
+    pub fn id(&self) -> u16 {
+        self.id
     }
 
     /// Driver, name and limits.
-    pub fn info(self) -> Result<PortInfo, RteError> {
+    pub fn info(&self) -> Result<PortInfo, RteError> {
         let raw = self.raw_info()?;
         let driver = if raw.driver_name.is_null() {
             String::new()
@@ -149,14 +177,14 @@ impl Port {
         let mut name = [0 as c_char; sys::RTE_ETH_NAME_MAX_LEN as usize];
         // SAFETY: the buffer has RTE_ETH_NAME_MAX_LEN bytes, the most DPDK
         // writes.
-        let rc = unsafe { sys::rte_eth_dev_get_name_by_port(self.0, name.as_mut_ptr()) };
+        let rc = unsafe { sys::rte_eth_dev_get_name_by_port(self.id, name.as_mut_ptr()) };
         let name = if rc == 0 {
             // SAFETY: on success DPDK wrote a NUL-terminated name.
             unsafe { CStr::from_ptr(name.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()
         } else {
-            format!("port{}", self.0)
+            format!("port{}", self.id)
         };
         Ok(PortInfo {
             driver,
@@ -167,27 +195,31 @@ impl Port {
         })
     }
 
-    fn raw_info(self) -> Result<sys::rte_eth_dev_info, RteError> {
+    fn raw_info(&self) -> Result<sys::rte_eth_dev_info, RteError> {
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: a valid out pointer for a port id DPDK validates.
-        let rc = unsafe { sys::rte_eth_dev_info_get(self.0, &mut info) };
-        check(|| format!("rte_eth_dev_info_get(port {})", self.0), rc)?;
+        let rc = unsafe { sys::rte_eth_dev_info_get(self.id, &mut info) };
+        check(|| format!("rte_eth_dev_info_get(port {})", self.id), rc)?;
         Ok(info)
     }
 
     /// The port's MAC address.
-    pub fn mac(self) -> Result<[u8; 6], RteError> {
+    pub fn mac(&self) -> Result<[u8; 6], RteError> {
         let mut mac = sys::rte_ether_addr::default();
         // SAFETY: a valid out pointer for a port id DPDK validates.
-        let rc = unsafe { sys::rte_eth_macaddr_get(self.0, &mut mac) };
-        check(|| format!("rte_eth_macaddr_get(port {})", self.0), rc)?;
+        let rc = unsafe { sys::rte_eth_macaddr_get(self.id, &mut mac) };
+        check(|| format!("rte_eth_macaddr_get(port {})", self.id), rc)?;
         Ok(mac.addr_bytes)
     }
 
     /// Configures the port and sets up its queues, receiving into `pool`.
     /// The port must be stopped (a new port is).
-    pub fn configure(self, setup: &PortSetup, pool: &Mempool) -> Result<Configured, RteError> {
-        let id = self.0;
+    pub fn configure(
+        &self,
+        setup: &PortSetup,
+        pool: &Mempool<'eal>,
+    ) -> Result<Configured<'_>, RteError> {
+        let id = self.id;
         let raw = self.raw_info()?;
         let mut notes = Vec::new();
         let mut conf = sys::rte_eth_conf::default();
@@ -250,7 +282,11 @@ impl Port {
                 || format!("rte_eth_rx_queue_setup(port {id}, queue {q})"),
                 rc,
             )?;
-            rx.push(RxQueue { port: id, queue: q });
+            rx.push(RxQueue {
+                port: id,
+                queue: q,
+                _port: PhantomData,
+            });
         }
         let mut tx = Vec::with_capacity(usize::from(setup.tx_queues));
         for q in 0..setup.tx_queues {
@@ -261,7 +297,11 @@ impl Port {
                 || format!("rte_eth_tx_queue_setup(port {id}, queue {q})"),
                 rc,
             )?;
-            tx.push(TxQueue { port: id, queue: q });
+            tx.push(TxQueue {
+                port: id,
+                queue: q,
+                _port: PhantomData,
+            });
         }
         Ok(Configured {
             rx,
@@ -272,36 +312,36 @@ impl Port {
     }
 
     /// Starts the port.
-    pub fn start(self) -> Result<(), RteError> {
+    pub fn start(&self) -> Result<(), RteError> {
         // SAFETY: starting a configured port; DPDK checks the state.
-        let rc = unsafe { sys::rte_eth_dev_start(self.0) };
-        check(|| format!("rte_eth_dev_start(port {})", self.0), rc)
+        let rc = unsafe { sys::rte_eth_dev_start(self.id) };
+        check(|| format!("rte_eth_dev_start(port {})", self.id), rc)
     }
 
     /// Accepts frames to any MAC address.
-    pub fn promiscuous(self) -> Result<(), RteError> {
+    pub fn promiscuous(&self) -> Result<(), RteError> {
         // SAFETY: a control call on a port id DPDK validates.
-        let rc = unsafe { sys::rte_eth_promiscuous_enable(self.0) };
+        let rc = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
         check(
-            || format!("rte_eth_promiscuous_enable(port {})", self.0),
+            || format!("rte_eth_promiscuous_enable(port {})", self.id),
             rc,
         )
     }
 
     /// Whether the link is up (without waiting for negotiation).
-    pub fn link_up(self) -> bool {
+    pub fn link_up(&self) -> bool {
         let mut link = sys::rte_eth_link::default();
         // SAFETY: a valid out pointer for a port id DPDK validates.
-        let rc = unsafe { sys::rte_eth_link_get_nowait(self.0, &mut link) };
+        let rc = unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
         rc == 0 && link.link_status() != 0
     }
 
     /// The port's counters. Safe to call while lcores poll the port.
-    pub fn stats(self) -> Result<PortStats, RteError> {
+    pub fn stats(&self) -> Result<PortStats, RteError> {
         let mut s = sys::rte_eth_stats::default();
         // SAFETY: a valid out pointer for a port id DPDK validates.
-        let rc = unsafe { sys::rte_eth_stats_get(self.0, &mut s) };
-        check(|| format!("rte_eth_stats_get(port {})", self.0), rc)?;
+        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        check(|| format!("rte_eth_stats_get(port {})", self.id), rc)?;
         let q = |a: &[u64]| {
             let mut out = [0u64; QUEUE_STAT_COUNTERS];
             for (o, v) in out.iter_mut().zip(a) {
@@ -327,18 +367,29 @@ impl Port {
     }
 
     /// Stops the port, then closes it (which flushes a `net_pcap` output
-    /// file and removes a `net_tap` interface).
-    ///
-    /// # Safety
-    ///
-    /// No lcore may poll the port's queues any more.
-    pub unsafe fn stop_and_close(self) -> Result<(), RteError> {
-        // SAFETY: the caller guarantees the queues are idle.
-        let rc = unsafe { sys::rte_eth_dev_stop(self.0) };
-        check(|| format!("rte_eth_dev_stop(port {})", self.0), rc)?;
+    /// file and removes a `net_tap` interface), reporting what failed;
+    /// dropping the handle does the same silently.
+    pub fn close(mut self) -> Result<(), RteError> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> Result<(), RteError> {
+        if !std::mem::replace(&mut self.open, false) {
+            return Ok(());
+        }
+        // SAFETY: no queue handle exists any more (they borrow the port,
+        // which is being closed through `&mut`), so no core polls it.
+        let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
+        check(|| format!("rte_eth_dev_stop(port {})", self.id), rc)?;
         // SAFETY: the port is stopped and unused.
-        let rc = unsafe { sys::rte_eth_dev_close(self.0) };
-        check(|| format!("rte_eth_dev_close(port {})", self.0), rc)
+        let rc = unsafe { sys::rte_eth_dev_close(self.id) };
+        check(|| format!("rte_eth_dev_close(port {})", self.id), rc)
+    }
+}
+
+impl Drop for Port<'_> {
+    fn drop(&mut self) {
+        let _ = self.shut();
     }
 }
 
@@ -352,21 +403,23 @@ fn driver_name(info: &sys::rte_eth_dev_info) -> String {
         .into_owned()
 }
 
-/// A receive queue, polled by exactly one core.
+/// A receive queue, polled by exactly one core; it borrows its port.
 #[derive(Debug)]
-pub struct RxQueue {
+pub struct RxQueue<'port> {
     port: u16,
     queue: u16,
+    _port: PhantomData<&'port ()>,
 }
 
-/// A transmit queue, used by exactly one core.
+/// A transmit queue, used by exactly one core; it borrows its port.
 #[derive(Debug)]
-pub struct TxQueue {
+pub struct TxQueue<'port> {
     port: u16,
     queue: u16,
+    _port: PhantomData<&'port ()>,
 }
 
-impl RxQueue {
+impl<'port> RxQueue<'port> {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
@@ -379,7 +432,7 @@ impl RxQueue {
 
     /// Receives into the batch's free space; returns how many arrived.
     #[inline]
-    pub fn rx(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn rx(&mut self, batch: &mut MbufBatch<'port>) -> usize {
         let (slots, room) = batch.spare();
         if room == 0 {
             return 0;
@@ -393,7 +446,7 @@ impl RxQueue {
     }
 }
 
-impl TxQueue {
+impl<'port> TxQueue<'port> {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
@@ -407,7 +460,7 @@ impl TxQueue {
     /// Transmits from the front of the batch; returns how many the port
     /// took. The rest stay in the batch.
     #[inline]
-    pub fn tx(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn tx(&mut self, batch: &mut MbufBatch<'port>) -> usize {
         if batch.is_empty() {
             return 0;
         }

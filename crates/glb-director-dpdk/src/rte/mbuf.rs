@@ -2,6 +2,7 @@
 //! to [`BURST`] of them as the receive, transmit and ring calls take
 //! them.
 
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
@@ -12,27 +13,29 @@ use glb_director::path::FrameBuf;
 /// Buffers per burst.
 pub const BURST: usize = 32;
 
-/// One packet buffer, owned: dropping it returns it to its pool.
+/// One packet buffer, owned: dropping it returns it to its pool. It
+/// cannot outlive the EAL (`'eal`), whose memory it lives in.
 ///
 /// Only the first segment is exposed; the director never enables
 /// scattered receive, so received frames are single-segment.
 #[derive(Debug)]
 #[repr(transparent)]
-pub struct Mbuf(NonNull<sys::rte_mbuf>);
+pub struct Mbuf<'eal>(NonNull<sys::rte_mbuf>, PhantomData<&'eal ()>);
 
 // SAFETY: an mbuf is owned by exactly one Mbuf value at a time; moving
 // that ownership to another lcore is how DPDK hands packets between
 // cores (through rings).
-unsafe impl Send for Mbuf {}
+unsafe impl Send for Mbuf<'_> {}
 
-impl Mbuf {
+impl Mbuf<'_> {
     /// Takes ownership of a raw mbuf.
     ///
     /// # Safety
     ///
-    /// `m` must be a valid mbuf that nothing else owns or will free.
-    pub(crate) unsafe fn from_raw(m: NonNull<sys::rte_mbuf>) -> Mbuf {
-        Mbuf(m)
+    /// `m` must be a valid mbuf that nothing else owns or will free, from
+    /// a pool that lives as long as the returned value may.
+    pub(crate) unsafe fn from_raw(m: NonNull<sys::rte_mbuf>) -> Self {
+        Mbuf(m, PhantomData)
     }
 
     fn raw(&self) -> &sys::rte_mbuf {
@@ -88,7 +91,7 @@ impl Mbuf {
     }
 }
 
-impl FrameBuf for Mbuf {
+impl FrameBuf for Mbuf<'_> {
     #[inline]
     fn parts(&mut self) -> (&mut [u8], usize, usize) {
         let m = self.raw_mut();
@@ -112,7 +115,7 @@ impl FrameBuf for Mbuf {
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; after this nothing refers to it.
         unsafe { sys::glb_rte_pktmbuf_free(self.0.as_ptr()) }
@@ -120,25 +123,25 @@ impl Drop for Mbuf {
 }
 
 /// A burst of up to [`BURST`] owned buffers. Dropping it frees them.
-pub struct MbufBatch {
-    slots: [MaybeUninit<Mbuf>; BURST],
+pub struct MbufBatch<'eal> {
+    slots: [MaybeUninit<Mbuf<'eal>>; BURST],
     /// `slots[..len]` are initialised.
     len: usize,
 }
 
-impl std::fmt::Debug for MbufBatch {
+impl std::fmt::Debug for MbufBatch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MbufBatch").field("len", &self.len).finish()
     }
 }
 
-impl Default for MbufBatch {
+impl Default for MbufBatch<'_> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl MbufBatch {
+impl<'eal> MbufBatch<'eal> {
     /// An empty batch.
     pub const fn new() -> Self {
         MbufBatch {
@@ -167,21 +170,21 @@ impl MbufBatch {
 
     /// The buffers.
     #[inline]
-    pub fn as_slice(&self) -> &[Mbuf] {
+    pub fn as_slice(&self) -> &[Mbuf<'eal>] {
         // SAFETY: the first `len` slots are initialised Mbufs.
         unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast(), self.len) }
     }
 
     /// The buffers, mutably (e.g. for the packet path).
     #[inline]
-    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf<'eal>] {
         // SAFETY: the first `len` slots are initialised Mbufs.
         unsafe { std::slice::from_raw_parts_mut(self.slots.as_mut_ptr().cast(), self.len) }
     }
 
     /// Adds a buffer, or hands it back when the batch is full.
     #[inline]
-    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+    pub fn push(&mut self, m: Mbuf<'eal>) -> Result<(), Mbuf<'eal>> {
         if self.len == BURST {
             return Err(m);
         }
@@ -241,7 +244,7 @@ impl MbufBatch {
 
     /// Takes every buffer out, in order; those the iterator does not yield
     /// are freed when it is dropped.
-    pub fn drain(&mut self) -> Drain<'_> {
+    pub fn drain(&mut self) -> Drain<'_, 'eal> {
         let end = self.len;
         // From here on the batch owns nothing, so a leaked Drain leaks
         // buffers rather than freeing them twice.
@@ -266,7 +269,7 @@ impl MbufBatch {
     }
 }
 
-impl Drop for MbufBatch {
+impl Drop for MbufBatch<'_> {
     fn drop(&mut self) {
         self.free_all();
     }
@@ -274,17 +277,17 @@ impl Drop for MbufBatch {
 
 /// Iterator returned by [`MbufBatch::drain`].
 #[derive(Debug)]
-pub struct Drain<'a> {
-    batch: &'a mut MbufBatch,
+pub struct Drain<'a, 'eal> {
+    batch: &'a mut MbufBatch<'eal>,
     next: usize,
     end: usize,
 }
 
-impl Iterator for Drain<'_> {
-    type Item = Mbuf;
+impl<'eal> Iterator for Drain<'_, 'eal> {
+    type Item = Mbuf<'eal>;
 
     #[inline]
-    fn next(&mut self) -> Option<Mbuf> {
+    fn next(&mut self) -> Option<Mbuf<'eal>> {
         if self.next == self.end {
             return None;
         }
@@ -301,9 +304,9 @@ impl Iterator for Drain<'_> {
     }
 }
 
-impl ExactSizeIterator for Drain<'_> {}
+impl ExactSizeIterator for Drain<'_, '_> {}
 
-impl Drop for Drain<'_> {
+impl Drop for Drain<'_, '_> {
     fn drop(&mut self) {
         let n = self.end - self.next;
         if n > 0 {

@@ -2,12 +2,14 @@
 //! lcores (a distributor and one of its workers).
 
 use std::ffi::{CString, c_int};
+use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 use dpdk_sys as sys;
 
 use super::RteError;
+use super::eal::Eal;
 use super::mbuf::{BURST, MbufBatch};
 
 #[derive(Debug)]
@@ -53,26 +55,33 @@ impl Drop for RingInner {
 
 /// The enqueueing end of a ring.
 #[derive(Debug)]
-pub struct Producer {
+pub struct Producer<'eal> {
     ring: Arc<RingInner>,
+    _eal: PhantomData<&'eal ()>,
 }
 
 /// The dequeueing end of a ring.
 #[derive(Debug)]
-pub struct Consumer {
+pub struct Consumer<'eal> {
     ring: Arc<RingInner>,
+    _eal: PhantomData<&'eal ()>,
 }
 
 /// Creates a ring of `size` slots (a power of two; one stays unused) and
 /// returns its two ends.
-pub fn spsc(name: &str, size: u32) -> Result<(Producer, Consumer), RteError> {
+pub fn spsc<'eal>(
+    _eal: &'eal Eal,
+    name: &str,
+    size: u32,
+) -> Result<(Producer<'eal>, Consumer<'eal>), RteError> {
     let what = || format!("rte_ring_create({name}, {size})");
     let cname = CString::new(name).map_err(|_| RteError {
         what: what(),
         errno: libc::EINVAL,
     })?;
-    // SAFETY: valid name; the flags make enqueue and dequeue
-    // single-threaded, which the two handles guarantee.
+    // SAFETY: the EAL is initialised (we borrow it); valid name; the
+    // flags make enqueue and dequeue single-threaded, which the two
+    // handles guarantee.
     let ptr = unsafe {
         sys::rte_ring_create(
             cname.as_ptr(),
@@ -86,16 +95,20 @@ pub fn spsc(name: &str, size: u32) -> Result<(Producer, Consumer), RteError> {
     Ok((
         Producer {
             ring: Arc::clone(&ring),
+            _eal: PhantomData,
         },
-        Consumer { ring },
+        Consumer {
+            ring,
+            _eal: PhantomData,
+        },
     ))
 }
 
-impl Producer {
+impl<'eal> Producer<'eal> {
     /// Moves as many buffers as fit from the front of `batch` into the
     /// ring; returns how many.
     #[inline]
-    pub fn enqueue(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn enqueue(&mut self, batch: &mut MbufBatch<'eal>) -> usize {
         if batch.is_empty() {
             return 0;
         }
@@ -116,11 +129,11 @@ impl Producer {
     }
 }
 
-impl Consumer {
+impl<'eal> Consumer<'eal> {
     /// Moves up to the batch's free space from the ring into `batch`;
     /// returns how many.
     #[inline]
-    pub fn dequeue(&mut self, batch: &mut MbufBatch) -> usize {
+    pub fn dequeue(&mut self, batch: &mut MbufBatch<'eal>) -> usize {
         let (slots, room) = batch.spare();
         if room == 0 {
             return 0;
