@@ -3,30 +3,23 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use glb_testkit::conformance;
 use std::process::{Command, Output};
 
-fn conformance_dir() -> PathBuf {
-    match std::env::var_os("GLB_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    }
-}
-
-/// The `*.json` files of a conformance subfolder, or `None` (with a note)
-/// when the folder is absent.
-fn cases(sub: &str) -> Option<Vec<PathBuf>> {
-    let dir = conformance_dir().join(sub);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        eprintln!("SKIPPED: conformance folder {} not found", dir.display());
-        return None;
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("readable directory entry").path())
+/// The `*.json` files of a conformance subfolder; the test fails, naming
+/// the folder, when it is missing or holds none.
+fn cases(sub: &str) -> Vec<PathBuf> {
+    let files: Vec<PathBuf> = conformance::cases(sub)
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no *.json cases", dir.display());
-    Some(files)
+    assert!(
+        !files.is_empty(),
+        "{} holds no *.json cases",
+        conformance::dir().join(sub).display()
+    );
+    files
 }
 
 fn cli(args: &[&Path]) -> Output {
@@ -51,7 +44,7 @@ fn dir_listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_table_compiles_byte_for_byte() {
-    let Some(files) = cases("tables") else { return };
+    let files = cases("tables");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut failures = Vec::new();
     for src in &files {
@@ -91,9 +84,7 @@ fn every_table_compiles_byte_for_byte() {
 
 #[test]
 fn every_reject_fails_and_leaves_dst_alone() {
-    let Some(files) = cases("rejects") else {
-        return;
-    };
+    let files = cases("rejects");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dst = tmp.path().join("forwarding_table.bin");
     let sentinel = b"previous table, must survive".to_vec();
@@ -127,9 +118,7 @@ fn every_reject_fails_and_leaves_dst_alone() {
 
 #[test]
 fn rejects_leave_no_dst_when_there_was_none() {
-    let Some(files) = cases("rejects") else {
-        return;
-    };
+    let files = cases("rejects");
     let tmp = tempfile::tempdir().expect("tempdir");
     for src in &files {
         let out = build(src, &tmp.path().join("new.bin"));

@@ -2,25 +2,9 @@
 //! figures the reference director produced (its verdicts), not against our
 //! own code.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn conformance_dir() -> PathBuf {
-    match std::env::var_os("GLB_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    }
-}
-
-fn fixture(rel: &str) -> Option<PathBuf> {
-    let p = conformance_dir().join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} not found", p.display());
-        None
-    }
-}
+use glb_testkit::conformance;
 
 fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
@@ -41,9 +25,7 @@ fn stdout(out: &Output) -> String {
 
 #[test]
 fn route_matches_the_reference_verdicts() {
-    let Some(table) = fixture("pcap/mixed/table.bin") else {
-        return;
-    };
+    let table = conformance::require("pcap/mixed/table.bin");
     let t = table.to_str().expect("utf-8 path");
     // (arguments, table, hash, via, alt) from pcap/mixed/expected.verdicts.txt
     // and the matching packets described in pcap/mixed/input.txt.
@@ -123,9 +105,7 @@ fn route_matches_the_reference_verdicts() {
 
 #[test]
 fn route_explains_an_unmatched_packet() {
-    let Some(table) = fixture("pcap/mixed/table.bin") else {
-        return;
-    };
+    let table = conformance::require("pcap/mixed/table.bin");
     let t = table.to_str().expect("utf-8 path");
     // Packet 18 of the mixed capture: port 5011 is outside 5000-5010.
     let out = cli(&[
@@ -157,9 +137,7 @@ fn route_explains_an_unmatched_packet() {
 
 #[test]
 fn route_without_destination_shows_every_table() {
-    let Some(table) = fixture("pcap/1k_pkts/table.bin") else {
-        return;
-    };
+    let table = conformance::require("pcap/1k_pkts/table.bin");
     let text = stdout(&cli(&[
         "route",
         table.to_str().expect("utf-8"),
@@ -181,9 +159,7 @@ fn route_without_destination_shows_every_table() {
 
 #[test]
 fn dump_counts_rows_and_hides_keys() {
-    let Some(table) = fixture("tables/states_mix.bin") else {
-        return;
-    };
+    let table = conformance::require("tables/states_mix.bin");
     let t = table.to_str().expect("utf-8");
     let json_path = table.with_extension("json");
     let src: serde_json::Value =
