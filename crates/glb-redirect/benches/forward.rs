@@ -101,9 +101,9 @@ fn main() {
     // `cargo bench` passes harness flags such as --bench; nothing to parse.
     require_root_and_ip();
     let p = unique_prefix("bench");
-    let gen_ns = Netns::new(format!("{p}-gen"));
-    let px = Netns::new(format!("{p}-px"));
-    let sink = Netns::new(format!("{p}-sink"));
+    let gen_ns = Netns::create(format!("{p}-gen"));
+    let px = Netns::create(format!("{p}-px"));
+    let sink = Netns::create(format!("{p}-sink"));
     link(
         &px,
         "to-gen",

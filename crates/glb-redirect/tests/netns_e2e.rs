@@ -45,11 +45,11 @@ struct Topology {
 fn topology(tag: &str) -> Topology {
     require_root_and_ip();
     let p = unique_prefix(tag);
-    let rtr = Netns::new(format!("{p}-rtr"));
-    let cli = Netns::new(format!("{p}-cli"));
-    let dir = Netns::new(format!("{p}-dir"));
-    let px1 = Netns::new(format!("{p}-px1"));
-    let px2 = Netns::new(format!("{p}-px2"));
+    let rtr = Netns::create(format!("{p}-rtr"));
+    let cli = Netns::create(format!("{p}-cli"));
+    let dir = Netns::create(format!("{p}-dir"));
+    let px1 = Netns::create(format!("{p}-px1"));
+    let px2 = Netns::create(format!("{p}-px2"));
     // IPv6 alongside, without duplicate address detection delays.
     for ns in [&rtr, &cli, &dir, &px1, &px2] {
         ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
@@ -434,7 +434,7 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
     });
     let mut echo = vec![8, 0, 0, 0, 0x47, 0x4c, 0, 1];
     echo.extend_from_slice(b"glb-redirect probe");
-    let c = glb_core::wire::checksum::checksum(&echo);
+    let c = glb_testkit::checksum::csum(&echo);
     echo[2..4].copy_from_slice(&c.to_be_bytes());
     let probe = gue(4, 0, &[], &ipv4(DIRECTOR, PROXY1, 1, &echo));
     tx.send_to(&probe, (PROXY1, 19523)).unwrap();
@@ -515,7 +515,7 @@ fn ipv6_inner_packets_take_the_same_path() {
 #[test]
 fn systemd_readiness_clean_stop_and_startup_errors() {
     require_root_and_ip();
-    let ns = Netns::new(unique_prefix("life"));
+    let ns = Netns::create(unique_prefix("life"));
     let tmp = tempfile::tempdir().unwrap();
     let notify_path = tmp.path().join("notify");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use glb_redirect::counters::Counter;
+use glb_testkit::netns::run;
 use support::*;
 
 const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 203, 1, 2);
@@ -59,8 +60,8 @@ fn nfqueue_mode_gives_verdicts_and_forwards() {
     require_root_and_ip();
     require_iptables();
     let p = unique_prefix("nfq");
-    let dir = Netns::new(format!("{p}-dir"));
-    let px = Netns::new(format!("{p}-px"));
+    let dir = Netns::create(format!("{p}-dir"));
+    let px = Netns::create(format!("{p}-px"));
     link(
         &px,
         "to-dir",

@@ -48,13 +48,20 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// A fresh namespace with loopback up and IPv6 off (so Linux sends
-    /// no neighbour discovery noise on the test's interfaces).
-    pub fn new(tag: &str) -> Netns {
-        let name = unique(tag);
+    /// A namespace named `name` (make it unique, e.g. with [`unique`]),
+    /// with loopback up.
+    pub fn create(name: String) -> Netns {
         run(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A fresh, uniquely named namespace with loopback up and IPv6 off
+    /// (so Linux sends no neighbour discovery noise on the test's
+    /// interfaces).
+    pub fn new(tag: &str) -> Netns {
+        let ns = Netns::create(unique(tag));
         // /proc/sys/net belongs to the namespace of the thread using it.
         // A kernel without IPv6 has nothing to turn off.
         ns.enter(|| {
@@ -63,6 +70,20 @@ impl Netns {
             }
         });
         ns
+    }
+
+    /// `ip -n NAME ARGS...`, required to succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        run(&v);
+    }
+
+    /// Writes a sysctl inside the namespace (`/proc/sys/net` is per
+    /// namespace, so this goes through `ip netns exec`).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.exec(&["sh", "-c", &format!("echo {value} > {path}")]);
     }
 
     /// Runs a command inside the namespace and requires success.
@@ -138,4 +159,16 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .output();
     }
+}
+
+/// Connects two namespaces with a veth pair and addresses both ends.
+pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
+    // Created inside `a` so the names never exist in the root namespace.
+    a.ip(&[
+        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+    ]);
+    a.ip(&["addr", "add", a_addr, "dev", a_if]);
+    b.ip(&["addr", "add", b_addr, "dev", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
 }

@@ -2,13 +2,13 @@
 //! namespaces and veth links that are removed even when a test fails, the
 //! daemon under test started inside a namespace, a test "director" that
 //! encapsulates with glb-core's director code, and packet builders written
-//! field by field.
+//! field by field (checksums from the test kit, not from the code under
+//! test).
 #![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,9 +20,11 @@ use glb_core::ForwardingTables;
 use glb_core::encap::{self, EncapParams, Encapsulator};
 use glb_core::forward::{Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
-use glb_core::wire::{checksum, ethernet};
+use glb_core::wire::ethernet;
 use glb_redirect::counters::{Counter, Snapshot};
 use glb_redirect::tun::Tun;
+use glb_testkit::checksum::{csum, transport_v4};
+pub use glb_testkit::netns::{Netns, link};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Generous bound for anything that waits on the network: the machine is
@@ -54,20 +56,6 @@ pub fn require_root_and_ip() {
     );
 }
 
-/// Runs a command and fails the test with its output when it fails.
-pub fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A unique prefix for this process's namespaces.
 pub fn unique_prefix(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -76,80 +64,6 @@ pub fn unique_prefix(tag: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A network namespace, deleted (with every interface in it) on drop.
-#[derive(Debug)]
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(name: String) -> Netns {
-        run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NAME ARGS...`
-    pub fn ip(&self, args: &[&str]) {
-        let mut v = vec!["ip", "-n", &self.name];
-        v.extend_from_slice(args);
-        run(&v);
-    }
-
-    /// Writes a sysctl inside the namespace (`/proc/sys/net` is per
-    /// namespace, so this goes through `ip netns exec`).
-    pub fn sysctl(&self, key: &str, value: &str) {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.name,
-            "sh",
-            "-c",
-            &format!("echo {value} > {path}"),
-        ]);
-    }
-
-    /// Runs `f` on a fresh thread that has entered this namespace, so
-    /// sockets and TUN devices it creates live there.
-    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        thread::spawn(move || {
-            let fd = File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-            // SAFETY: setns only switches this short-lived thread's network
-            // namespace; the descriptor is valid for the call.
-            let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("thread inside the namespace panicked")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Connects two namespaces with a veth pair and addresses both ends.
-pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
-    // Created inside `a` so the names never exist in the root namespace.
-    a.ip(&[
-        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
-    ]);
-    a.ip(&["addr", "add", a_addr, "dev", a_if]);
-    b.ip(&["addr", "add", b_addr, "dev", b_if]);
-    a.ip(&["link", "set", a_if, "up"]);
-    b.ip(&["link", "set", b_if, "up"]);
 }
 
 /// A running `glb-redirect`, killed on drop.
@@ -516,7 +430,7 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> 
     p.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
-    let c = checksum::checksum(&p);
+    let c = csum(&p);
     p[10..12].copy_from_slice(&c.to_be_bytes());
     p.extend_from_slice(payload);
     p
@@ -538,8 +452,7 @@ pub fn tcp(
     t.extend_from_slice(&seq.to_be_bytes());
     t.extend_from_slice(&ack.to_be_bytes());
     t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    let sum = checksum::pseudo_header_v4(src, dst, 6, 20);
-    let c = !checksum::fold(checksum::add(sum, &t));
+    let c = transport_v4(src, dst, 6, &t);
     t[16..18].copy_from_slice(&c.to_be_bytes());
     t
 }
