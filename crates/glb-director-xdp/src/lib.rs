@@ -10,12 +10,17 @@
 //!   forwarding table and the director's settings.
 //! * [`program`] — the loaded program: install a table into the unused
 //!   generation and flip to it, read the counters.
+//! * [`attach`] — attaching to interfaces and root arrays.
+//! * [`cli`] — the command lines of the binaries.
 //! * [`test_run`] — `BPF_PROG_TEST_RUN`, for tests and the benchmark.
 //! * [`objects`] — where the built programs are.
 
+pub mod attach;
 pub mod classes;
+pub mod cli;
 pub mod image;
 pub mod maps;
+pub mod metrics;
 pub mod program;
 pub mod test_run;
 
@@ -31,4 +36,16 @@ pub mod objects {
     pub fn built(name: &str) -> PathBuf {
         PathBuf::from(BUILD_DIR).join(name)
     }
+}
+
+/// An error with its causes, one per line (so a verifier's log, which aya
+/// keeps in a cause, is shown).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!("\n  caused by: {c}"));
+        cur = c.source();
+    }
+    s
 }

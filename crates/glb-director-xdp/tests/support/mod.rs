@@ -63,16 +63,7 @@ pub fn director_with(table: &[u8], options: &RouteOptions, encap: &EncapParams) 
     d
 }
 
-/// An error with its causes, one per line (the verifier's log included).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!("\n  caused by: {c}"));
-        cur = c.source();
-    }
-    s
-}
+pub use glb_director_xdp::error_chain;
 
 /// The case folders of `conformance/pcap/`, sorted.
 pub fn conformance_cases() -> Vec<PathBuf> {
