@@ -57,7 +57,7 @@ pub struct DirectorArgs {
     /// Pin the program's xdpcap hook (a program array) here, so `xdpcap`
     /// can capture frames with their verdicts; empty to not pin it.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_XDPCAP_HOOK)]
-    pub xdpcap_hook_path: PathBuf,
+    pub xdpcap_hook_path: std::ffi::OsString,
     /// Forwarding tables the maps are sized for (reloads may not exceed
     /// it); at least 16.
     #[arg(long, value_name = "N", default_value_t = 16)]

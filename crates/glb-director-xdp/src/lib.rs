@@ -12,12 +12,14 @@
 //!   generation and flip to it, read the counters.
 //! * [`attach`] — attaching to interfaces and root arrays.
 //! * [`cli`] — the command lines of the binaries.
+//! * [`engine`] — the director as the shared control plane drives it.
 //! * [`test_run`] — `BPF_PROG_TEST_RUN`, for tests and the benchmark.
 //! * [`objects`] — where the built programs are.
 
 pub mod attach;
 pub mod classes;
 pub mod cli;
+pub mod engine;
 pub mod image;
 pub mod maps;
 pub mod metrics;

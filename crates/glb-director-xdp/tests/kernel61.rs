@@ -173,7 +173,7 @@ fn initramfs(dir: &Path) -> PathBuf {
         place(&root, &objects::built(obj));
     }
     copy_tree(
-        &support::conformance_dir().join("pcap"),
+        &glb_testkit::conformance::dir().join("pcap"),
         &root.join("conformance/pcap"),
     );
     for d in ["proc", "sys", "dev"] {

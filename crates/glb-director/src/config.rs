@@ -263,20 +263,42 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// Whether a configuration must have the DPDK engine's keys
+/// (`flow_paths`, `lcores`). The XDP director uses the same file and has
+/// no cores or ports to configure: for it they are optional, and checked
+/// only when present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdkKeys {
+    /// Missing ones are an error.
+    Required,
+    /// Missing ones are empty.
+    Optional,
+}
+
 impl DirectorConfig {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        Self::load_with(path, DpdkKeys::Required)
+    }
+
+    /// [`DirectorConfig::load`], with the DPDK keys as `dpdk` says.
+    pub fn load_with(path: &Path, dpdk: DpdkKeys) -> Result<Loaded, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        Self::from_json(&name, &text)
+        Self::from_json_with(&name, &text, dpdk)
     }
 
     /// Validates configuration text; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+        Self::from_json_with(file, text, DpdkKeys::Required)
+    }
+
+    /// [`DirectorConfig::from_json`], with the DPDK keys as `dpdk` says.
+    pub fn from_json_with(file: &str, text: &str, dpdk: DpdkKeys) -> Result<Loaded, ConfigError> {
         let mut cx = Ctx {
             file,
             warnings: Vec::new(),
@@ -360,8 +382,17 @@ impl DirectorConfig {
             Some(v) => Some(cx.ipv4(v, "kni_ip")?),
         };
 
-        let flow_paths = parse_flow_paths(&mut cx, obj, num_worker_queues)?;
-        let lcores = parse_lcores(&mut cx, obj, flow_paths.len())?;
+        let optional = |key: &str| dpdk == DpdkKeys::Optional && !obj.contains_key(key);
+        let flow_paths = if optional("flow_paths") {
+            Vec::new()
+        } else {
+            parse_flow_paths(&mut cx, obj, num_worker_queues)?
+        };
+        let lcores = if optional("lcores") {
+            BTreeMap::new()
+        } else {
+            parse_lcores(&mut cx, obj, flow_paths.len())?
+        };
 
         Ok(Loaded {
             config: DirectorConfig {

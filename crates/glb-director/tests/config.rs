@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use glb_core::flow::HashFields;
-use glb_director::config::{ConfigError, DEFAULT_STATSD_PORT, DirectorConfig, Role};
+use glb_director::config::{ConfigError, DEFAULT_STATSD_PORT, DirectorConfig, DpdkKeys, Role};
 use serde_json::{Value, json};
 
 fn minimal() -> Value {
@@ -400,4 +400,25 @@ fn not_json() {
             .contains("/nonexistent/director.conf: cannot read"),
         "{e}"
     );
+}
+
+#[test]
+fn dpdk_keys_are_optional_for_engines_without_cores() {
+    let mut v = minimal();
+    let o = v.as_object_mut().unwrap();
+    o.remove("flow_paths");
+    o.remove("lcores");
+    let e = err(&v);
+    assert_eq!(e.key, "flow_paths", "{e}");
+    let text = v.to_string();
+    let loaded =
+        DirectorConfig::from_json_with("director.conf", &text, DpdkKeys::Optional).unwrap();
+    assert!(loaded.config.flow_paths.is_empty() && loaded.config.lcores.is_empty());
+    assert_eq!(loaded.config.outbound_src_ip, Ipv4Addr::new(65, 65, 65, 65));
+    // Present ones are still checked.
+    let mut bad = minimal();
+    bad["lcores"]["lcore-2"]["work_source"] = json!(9);
+    let e = DirectorConfig::from_json_with("director.conf", &bad.to_string(), DpdkKeys::Optional)
+        .expect_err("a bad lcores entry is still refused");
+    assert!(e.key.starts_with("lcores"), "{e}");
 }

@@ -1,8 +1,6 @@
 //! Helpers shared by the XDP director's tests.
 #![allow(dead_code)]
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use glb_core::encap::EncapParams;
@@ -10,37 +8,13 @@ use glb_core::forward::RouteOptions;
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director::DirectorConfig;
-use glb_director_pcap::{Reader, Record};
 use glb_director_xdp::image::Image;
 use glb_director_xdp::maps::Counter;
 use glb_director_xdp::objects;
 use glb_director_xdp::program::Director;
 use glb_director_xdp::test_run::{self, action, action_name};
 
-/// The conformance directory (GLB_CONFORMANCE_DIR or ../shared/conformance
-/// beside the repository).
-pub fn conformance_dir() -> PathBuf {
-    match std::env::var_os("GLB_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    }
-}
-
-/// Every frame of a classic pcap file.
-pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let f = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut r =
-        Reader::new(BufReader::new(f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    let mut rec = Record::default();
-    while r
-        .next_into(&mut rec)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    {
-        out.push(rec.data.clone());
-    }
-    out
-}
+pub use glb_testkit::pcap::read_pcap;
 
 /// The routing and encapsulation settings of a director.conf.
 pub fn settings(config: &Path) -> (RouteOptions, EncapParams) {
@@ -67,14 +41,7 @@ pub use glb_director_xdp::error_chain;
 
 /// The case folders of `conformance/pcap/`, sorted.
 pub fn conformance_cases() -> Vec<PathBuf> {
-    let root = conformance_dir().join("pcap");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.verdicts.txt").exists())
-        .collect();
-    cases.sort();
-    cases
+    glb_testkit::conformance::case_dirs("pcap")
 }
 
 /// A line of `expected.verdicts.txt`.
