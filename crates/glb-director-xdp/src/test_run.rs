@@ -74,41 +74,90 @@ const BPF_PROG_TEST_RUN: libc::c_long = 10;
 /// than the headroom.
 const MAX_OUT: usize = 4096;
 
+/// `struct xdp_md` as a test run's context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`.
+const LIVE_FRAMES: u32 = 1 << 1;
+
 /// Runs `prog` on `frame` `repeat` times (at least once) and returns the
-/// last run's outcome.
+/// outcome. The kernel does not restore the frame between repetitions:
+/// a program that changes it (the director does) runs again on its own
+/// output, so only one repetition of it means anything.
 pub fn run(prog: &ProgramFd, frame: &[u8], repeat: u32) -> io::Result<Outcome> {
     let mut out = vec![0u8; MAX_OUT];
-    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "frame too large");
     let mut attr = TestAttr {
-        prog_fd: u32::try_from(prog.as_fd().as_raw_fd()).map_err(|_| too_big())?,
-        data_size_in: u32::try_from(frame.len()).map_err(|_| too_big())?,
         data_size_out: MAX_OUT as u32,
-        data_in: frame.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat,
-        ..TestAttr::default()
+        ..attr_for(prog, frame)?
     };
-    // SAFETY: `attr` is a valid `bpf_attr.test` for BPF_PROG_TEST_RUN
-    // (the size passed is its own, all fields past the ones set are zero):
-    // the kernel reads `data_size_in` bytes from `frame`, which is alive
-    // and that long, writes at most `data_size_out` bytes into `out`,
-    // which is that long, and writes back only into `attr`. No pointer is
-    // kept after the call returns.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>() as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall(&mut attr)?;
     out.truncate((attr.data_size_out as usize).min(MAX_OUT));
     Ok(Outcome {
         action: attr.retval,
         frame: out,
         duration_ns: attr.duration,
     })
+}
+
+/// Runs `prog` `repeat` times in live-frame mode, as if `frame` had
+/// arrived on interface `ifindex` each time: frames it sends with XDP_TX
+/// really leave by that interface (the program is then a traffic
+/// generator). Returns the mean nanoseconds per run.
+pub fn run_live(prog: &ProgramFd, frame: &[u8], ifindex: u32, repeat: u32) -> io::Result<u32> {
+    let mut ctx = XdpMd {
+        data_end: frame.len() as u32,
+        ingress_ifindex: ifindex,
+        ..XdpMd::default()
+    };
+    let mut attr = TestAttr {
+        repeat,
+        flags: LIVE_FRAMES,
+        ctx_in: &mut ctx as *mut XdpMd as u64,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ..attr_for(prog, frame)?
+    };
+    syscall(&mut attr)?;
+    Ok(attr.duration)
+}
+
+fn attr_for(prog: &ProgramFd, frame: &[u8]) -> io::Result<TestAttr> {
+    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "frame too large");
+    Ok(TestAttr {
+        prog_fd: u32::try_from(prog.as_fd().as_raw_fd()).map_err(|_| too_big())?,
+        data_size_in: u32::try_from(frame.len()).map_err(|_| too_big())?,
+        data_in: frame.as_ptr() as u64,
+        ..TestAttr::default()
+    })
+}
+
+fn syscall(attr: &mut TestAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid `bpf_attr.test` for BPF_PROG_TEST_RUN
+    // (the size passed is its own, fields not set are zero). Its callers
+    // point `data_in` at a live buffer of `data_size_in` bytes, `data_out`
+    // (if set) at a live buffer of `data_size_out` bytes and `ctx_in` (if
+    // set) at a live `xdp_md` of `ctx_size_in` bytes, all outliving the
+    // call; the kernel keeps no pointer after it returns.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            attr as *mut TestAttr,
+            std::mem::size_of::<TestAttr>() as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
