@@ -1,4 +1,5 @@
-//! Classification (SPEC §6): which table a packet belongs to.
+//! Step 2 of the packet path, classification (SPEC §6): which table a
+//! packet belongs to. Bind matching lives here and only here.
 //!
 //! Tables are tried in file order and binds in table order; the first
 //! bind that matches decides. [`Classifier`] gives the same answer as
@@ -21,9 +22,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
-use crate::flow::prefix_contains;
-use crate::model::Bind;
-use crate::packet::Lookup;
+use crate::inspect::Lookup;
+use crate::model::{Bind, Proto};
 
 /// A fast, non-cryptographic hasher for integer keys (the multiply-rotate
 /// scheme rustc uses). Keys are bind addresses chosen by the operator, not
@@ -117,6 +117,8 @@ const ANY_PROTO: u8 = 0;
 struct Entry<A> {
     prio: u32,
     table: u32,
+    /// The bind's position in its table.
+    bind: u16,
     port_start: u16,
     port_end: u16,
     /// The bind's own prefix (masked), for containment checks.
@@ -133,6 +135,12 @@ impl<A: Bits> Entry<A> {
     #[inline(always)]
     fn has_port(&self, port: u16) -> bool {
         self.port_start <= port && port <= self.port_end
+    }
+
+    /// The table and the bind's position in it.
+    #[inline(always)]
+    fn hit(&self) -> Option<(usize, usize)> {
+        Some((self.table as usize, usize::from(self.bind)))
     }
 }
 
@@ -188,11 +196,11 @@ impl<A: Bits> Index<A> {
 
     /// The first candidate for `addr` under `proto` that satisfies `accept`.
     #[inline(always)]
-    fn find(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<u32> {
+    fn find(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<&Entry<A>> {
         for &len in &self.lens {
             if let Some(&(s, e)) = self.map.get(&addr.key(proto, len)) {
                 let list = self.entries.get(s as usize..e as usize)?;
-                return list.iter().find(|x| accept(x)).map(|x| x.table);
+                return list.iter().find(|x| accept(x));
             }
         }
         None
@@ -217,17 +225,17 @@ impl<A: Bits> Family<A> {
     }
 
     #[inline(always)]
-    fn transport(&self, proto: u8, dst: A, port: u16) -> Option<u32> {
+    fn transport(&self, proto: u8, dst: A, port: u16) -> Option<&Entry<A>> {
         self.by_proto.find(proto, dst, |e| e.has_port(port))
     }
 
-    fn icmp_error(&self, outer_dst: A, quoted_src: A, quoted_port: u16) -> Option<u32> {
+    fn icmp_error(&self, outer_dst: A, quoted_src: A, quoted_port: u16) -> Option<&Entry<A>> {
         self.any_proto.find(ANY_PROTO, quoted_src, |e| {
             e.has_port(quoted_port) && e.contains(outer_dst)
         })
     }
 
-    fn echo(&self, dst: A) -> Option<u32> {
+    fn echo(&self, dst: A) -> Option<&Entry<A>> {
         self.any_proto.find(ANY_PROTO, dst, |_| true)
     }
 }
@@ -254,7 +262,8 @@ impl Classifier {
         let mut v6 = Vec::new();
         let mut prio = 0u32;
         for (table, binds) in tables.into_iter().enumerate() {
-            for b in binds {
+            for (bind, b) in binds.into_iter().enumerate() {
+                let bind = bind as u16;
                 let proto = b.proto.number();
                 let (table, port_start, port_end) = (table as u32, b.port_start, b.port_end);
                 match b.addr {
@@ -266,6 +275,7 @@ impl Classifier {
                             Entry {
                                 prio,
                                 table,
+                                bind,
                                 port_start,
                                 port_end,
                                 net,
@@ -281,6 +291,7 @@ impl Classifier {
                             Entry {
                                 prio,
                                 table,
+                                bind,
                                 port_start,
                                 port_end,
                                 net,
@@ -305,43 +316,49 @@ impl Classifier {
     pub fn classify_v4_transport(&self, proto: u8, dst: [u8; 4], dst_port: u16) -> Option<usize> {
         self.v4
             .transport(proto, u32::from_be_bytes(dst), dst_port)
-            .map(|t| t as usize)
+            .map(|e| e.table as usize)
     }
 
     /// The table a packet belongs to, or `None` when no bind matches.
     #[inline]
     pub fn classify(&self, lookup: &Lookup) -> Option<usize> {
-        let t = match *lookup {
+        self.classify_bind(lookup).map(|(table, _)| table)
+    }
+
+    /// The table and the bind (its position in the table) a packet
+    /// matches, or `None` when no bind matches.
+    #[inline]
+    pub fn classify_bind(&self, lookup: &Lookup) -> Option<(usize, usize)> {
+        match *lookup {
             Lookup::Transport {
                 proto,
                 dst,
                 dst_port,
             } => match dst {
-                IpAddr::V4(d) => self.v4.transport(proto, u32::from(d), dst_port),
-                IpAddr::V6(d) => self.v6.transport(proto, u128::from(d), dst_port),
+                IpAddr::V4(d) => self.v4.transport(proto, u32::from(d), dst_port)?.hit(),
+                IpAddr::V6(d) => self.v6.transport(proto, u128::from(d), dst_port)?.hit(),
             },
             Lookup::IcmpError {
                 outer_dst,
                 quoted_src,
                 quoted_src_port,
             } => match (outer_dst, quoted_src) {
-                (IpAddr::V4(o), IpAddr::V4(q)) => {
-                    self.v4
-                        .icmp_error(u32::from(o), u32::from(q), quoted_src_port)
-                }
-                (IpAddr::V6(o), IpAddr::V6(q)) => {
-                    self.v6
-                        .icmp_error(u128::from(o), u128::from(q), quoted_src_port)
-                }
+                (IpAddr::V4(o), IpAddr::V4(q)) => self
+                    .v4
+                    .icmp_error(u32::from(o), u32::from(q), quoted_src_port)?
+                    .hit(),
+                (IpAddr::V6(o), IpAddr::V6(q)) => self
+                    .v6
+                    .icmp_error(u128::from(o), u128::from(q), quoted_src_port)?
+                    .hit(),
                 _ => None,
             },
             Lookup::Echo { dst } if self.echo => match dst {
-                IpAddr::V4(d) => self.v4.echo(u32::from(d)),
-                IpAddr::V6(d) => self.v6.echo(u128::from(d)),
+                IpAddr::V4(d) => self.v4.echo(u32::from(d))?.hit(),
+                IpAddr::V6(d) => self.v6.echo(u128::from(d))?.hit(),
             },
             Lookup::Echo { .. } | Lookup::None => None,
-        };
-        t.map(|t| t as usize)
+        }
     }
 }
 
@@ -391,5 +408,44 @@ impl LinearClassifier {
                 Lookup::None => false,
             })
             .map(|(t, _)| *t)
+    }
+}
+
+/// Whether `addr` lies inside `prefix/len` (families must agree).
+pub fn prefix_contains(prefix: &IpAddr, len: u8, addr: &IpAddr) -> bool {
+    match (prefix, addr) {
+        (IpAddr::V4(p), IpAddr::V4(a)) => u32::from(*p).mask(len) == u32::from(*a).mask(len),
+        (IpAddr::V6(p), IpAddr::V6(a)) => u128::from(*p).mask(len) == u128::from(*a).mask(len),
+        _ => false,
+    }
+}
+
+impl Bind {
+    /// Whether a packet to `dst`:`dst_port` over `proto` belongs to this bind.
+    pub fn matches(&self, dst: &IpAddr, proto: Proto, dst_port: u16) -> bool {
+        self.proto == proto
+            && (self.port_start..=self.port_end).contains(&dst_port)
+            && prefix_contains(&self.addr, self.prefix_len, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(prefix_contains(&ip("10.20.0.0"), 24, &ip("10.20.0.255")));
+        assert!(!prefix_contains(&ip("10.20.0.0"), 24, &ip("10.20.1.0")));
+        assert!(prefix_contains(&ip("10.20.0.7"), 0, &ip("192.0.2.1")));
+        assert!(prefix_contains(&ip("10.20.0.7"), 32, &ip("10.20.0.7")));
+        assert!(!prefix_contains(&ip("10.20.0.7"), 32, &ip("10.20.0.6")));
+        assert!(prefix_contains(&ip("fd00::"), 8, &ip("fdff::1")));
+        assert!(!prefix_contains(&ip("fd00::"), 8, &ip("fe00::1")));
+        assert!(!prefix_contains(&ip("::"), 0, &ip("1.2.3.4")));
     }
 }

@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::forward::{Route, V4Route};
+use crate::route::{Route, V4Route};
 use crate::wire::{checksum, ethernet, gue, ip_proto, ipv4, udp};
 
 /// Outer headers before the GUE hop list: Ethernet, IPv4, UDP, GUE base
@@ -28,7 +28,7 @@ pub const fn header_len(hop_count: usize) -> usize {
 /// Headroom a buffer needs in front of a received frame for the largest
 /// encapsulation (four hops): the outer headers replace the frame's own
 /// 14-byte Ethernet header.
-pub const MAX_EXTRA_HEADROOM: usize = header_len(crate::forward::MAX_HOPS) - ethernet::HEADER_LEN;
+pub const MAX_EXTRA_HEADROOM: usize = header_len(crate::route::MAX_HOPS) - ethernet::HEADER_LEN;
 
 /// Outer time to live.
 pub const TTL: u8 = 64;

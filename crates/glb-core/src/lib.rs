@@ -23,15 +23,17 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod classify;
 pub mod encap;
-pub mod flow;
-pub mod forward;
+pub mod flowhash;
 pub mod hash;
+pub mod inspect;
 pub mod model;
-pub mod packet;
+pub mod path;
 pub mod prefetch;
 pub mod rendezvous;
+pub mod route;
 pub mod table;
 pub mod wire;
 

@@ -12,11 +12,11 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 
-use zerocopy::little_endian::U32;
-
 use crate::hash::Key16;
 use crate::model::{Backend, BackendState};
-use crate::table::{RowRecord, TABLE_ENTRIES};
+
+/// Rows in a table: one per value of the 16 hash bits that pick a row.
+pub const ROWS: usize = 0x1_0000;
 
 /// The per-row seed: SipHash(seed, row index as big-endian u32), as the 8
 /// output bytes of the reference implementation.
@@ -67,10 +67,17 @@ struct Candidate {
     len: usize,
 }
 
-/// Fills all 65,536 rows for `backends` (in JSON order, inactive included)
-/// with `seed`. The caller guarantees at least one backend is not inactive;
-/// with exactly one, it is both primary and secondary.
-pub fn fill_rows(seed: &Key16, backends: &[Backend], rows: &mut [RowRecord; TABLE_ENTRIES]) {
+/// Fills all [`ROWS`] rows for `backends` (in JSON order, inactive
+/// included) with `seed`, each made by `make(primary, secondary)` from the
+/// two backend indexes (the caller's storage format). The caller
+/// guarantees at least one backend is not inactive; with exactly one, it
+/// is both primary and secondary.
+pub fn fill_rows<R: Send>(
+    seed: &Key16,
+    backends: &[Backend],
+    rows: &mut [R; ROWS],
+    make: impl Fn(u32, u32) -> R + Sync,
+) {
     let candidates: Vec<Candidate> = backends
         .iter()
         .enumerate()
@@ -89,14 +96,15 @@ pub fn fill_rows(seed: &Key16, backends: &[Backend], rows: &mut [RowRecord; TABL
         .map(NonZeroUsize::get)
         .unwrap_or(1)
         .clamp(1, 16);
-    let chunk = TABLE_ENTRIES.div_ceil(threads);
+    let chunk = ROWS.div_ceil(threads);
     std::thread::scope(|scope| {
         for (n, part) in rows.chunks_mut(chunk).enumerate() {
-            let candidates = &candidates;
+            let (candidates, make) = (&candidates, &make);
             scope.spawn(move || {
                 let first = n * chunk;
                 for (offset, row) in part.iter_mut().enumerate() {
-                    *row = compute_row(seed, backends, candidates, (first + offset) as u32);
+                    let (p, s) = compute_row(seed, backends, candidates, (first + offset) as u32);
+                    *row = make(p as u32, s as u32);
                 }
             });
         }
@@ -108,7 +116,7 @@ fn compute_row(
     backends: &[Backend],
     candidates: &[Candidate],
     row: u32,
-) -> RowRecord {
+) -> (usize, usize) {
     // The 8-byte row seed is exactly one SipHash block: absorb it once and
     // clone the state for each backend instead of rehashing it.
     let mut base = seed.hasher();
@@ -134,11 +142,7 @@ fn compute_row(
     } else {
         second.1
     };
-    let (p, s) = apply_swap_rule(backends, primary, secondary);
-    RowRecord {
-        primary: U32::new(p as u32),
-        secondary: U32::new(s as u32),
-    }
+    apply_swap_rule(backends, primary, secondary)
 }
 
 #[cfg(test)]

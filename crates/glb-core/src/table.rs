@@ -20,7 +20,7 @@ pub const MAGIC: [u8; 4] = *b"GLBD";
 /// The only file version this crate reads and writes.
 pub const VERSION: u32 = 2;
 /// Rows per table.
-pub const TABLE_ENTRIES: usize = 0x1_0000;
+pub const TABLE_ENTRIES: usize = rendezvous::ROWS;
 
 /// Address family code for IPv4.
 pub const FAMILY_V4: u32 = 1;
@@ -172,7 +172,12 @@ pub fn compile_table(table: &Table) -> Box<TableRecord> {
         };
     }
     rec.hash_key = *table.hash_key.expose();
-    rendezvous::fill_rows(&table.seed, &table.backends, &mut rec.rows);
+    rendezvous::fill_rows(&table.seed, &table.backends, &mut rec.rows, |p, s| {
+        RowRecord {
+            primary: U32::new(p),
+            secondary: U32::new(s),
+        }
+    });
     rec
 }
 
@@ -236,16 +241,26 @@ pub enum TableFileError {
     },
 }
 
-/// A validated, zero-copy view of a binary forwarding-table file.
+/// A validated, zero-copy view of a binary forwarding-table file. The
+/// only way to make one is [`TableFile::parse`], so holding one means
+/// every count, family, bind and row index in it was checked.
 #[derive(Debug, Clone, Copy)]
 pub struct TableFile<'a> {
-    /// The file header.
-    pub header: &'a FileHeader,
-    /// The table records, in file order.
-    pub tables: &'a [TableRecord],
+    header: &'a FileHeader,
+    tables: &'a [TableRecord],
 }
 
 impl<'a> TableFile<'a> {
+    /// The file header.
+    pub fn header(&self) -> &'a FileHeader {
+        self.header
+    }
+
+    /// The table records, in file order.
+    pub fn tables(&self) -> &'a [TableRecord] {
+        self.tables
+    }
+
     /// Checks `bytes` and returns a view over them. Never panics.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, TableFileError> {
         let (header, rest) = FileHeader::ref_from_prefix(bytes)
@@ -384,6 +399,12 @@ impl TableRecord {
         let n = (self.num_binds.get() as usize).min(MAX_BINDS);
         &self.binds[..n]
     }
+
+    /// The binds, decoded. In a record of a [`TableFile`] every one
+    /// decodes (the parse checked them); a slot that does not is left out.
+    pub fn bind_entries(&self) -> impl Iterator<Item = Bind> + '_ {
+        self.binds().iter().filter_map(|b| bind_from_record(b).ok())
+    }
 }
 
 #[cfg(test)]
@@ -438,8 +459,8 @@ mod tests {
     fn reader_accepts_what_the_writer_wrote() {
         let bytes = image();
         let f = TableFile::parse(&bytes).unwrap();
-        assert_eq!(f.tables.len(), 1);
-        let t = &f.tables[0];
+        assert_eq!(f.tables().len(), 1);
+        let t = &f.tables()[0];
         assert_eq!(t.backends().len(), 2);
         assert_eq!(backend_addr(&t.backends()[1]), Some("::1".parse().unwrap()));
         let bind = bind_from_record(&t.binds()[0]).unwrap();

@@ -115,8 +115,8 @@ proptest! {
         let ft = one(t.clone());
         let bytes = table::compile(&ft);
         let f = TableFile::parse(&bytes).expect("writer output parses");
-        prop_assert_eq!(f.tables.len(), 1);
-        let rec = &f.tables[0];
+        prop_assert_eq!(f.tables().len(), 1);
+        let rec = &f.tables()[0];
         prop_assert_eq!(&rec.hash_key, t.hash_key.expose());
         prop_assert_eq!(rec.backends().len(), t.backends.len());
         for (r, b) in rec.backends().iter().zip(&t.backends) {

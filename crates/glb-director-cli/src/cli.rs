@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use glb_core::flow::HashFields;
+use glb_core::flowhash::HashFields;
 use glb_core::model::Proto;
 
 /// Compile and inspect GLB forwarding tables.

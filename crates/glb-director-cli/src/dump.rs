@@ -211,9 +211,9 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
     let file = load(path, &mut bytes)?;
     let d = Dump {
         file: path.display().to_string(),
-        version: file.header.version.get(),
+        version: file.header().version.get(),
         tables: file
-            .tables
+            .tables()
             .iter()
             .enumerate()
             .map(|(i, t)| summarise(i, t))

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use anyhow::{Result, bail};
 use glb_core::Key16;
-use glb_core::flow::{FlowKey, row_of};
+use glb_core::classify::Classifier;
+use glb_core::flowhash::{FlowKey, row_of};
+use glb_core::inspect::Lookup;
+use glb_core::model::Bind;
 use glb_core::table::{self, TableRecord};
 use serde::Serialize;
 
@@ -148,14 +151,21 @@ pub fn run(a: &RouteArgs) -> Result<()> {
     let routes: Vec<(Route, &TableRecord)> = match a.dst_ip {
         Some(dst) => {
             let dport = a.dst_port.unwrap_or(0);
-            let hit = file.tables.iter().enumerate().find_map(|(ti, t)| {
-                t.binds()
-                    .iter()
-                    .position(|b| {
-                        table::bind_from_record(b).is_ok_and(|b| b.matches(&dst, a.proto, dport))
-                    })
-                    .map(|bi| (ti, bi, t))
-            });
+            // The director's own classifier, so the answer is the datapath's.
+            let binds: Vec<Vec<Bind>> = file
+                .tables()
+                .iter()
+                .map(|t| t.bind_entries().collect())
+                .collect();
+            let classifier = Classifier::new(&binds, true);
+            let lookup = Lookup::Transport {
+                proto: a.proto.number(),
+                dst,
+                dst_port: dport,
+            };
+            let hit = classifier
+                .classify_bind(&lookup)
+                .and_then(|(ti, bi)| Some((ti, bi, file.tables().get(ti)?)));
             let Some((ti, bi, t)) = hit else {
                 bail!(
                     "no bind in {} matches {} {dst} port {dport}: the director would not forward this packet",
@@ -166,7 +176,7 @@ pub fn run(a: &RouteArgs) -> Result<()> {
             vec![(route_in(t, ti, Some(bi), a, &flow), t)]
         }
         None => file
-            .tables
+            .tables()
             .iter()
             .enumerate()
             .map(|(ti, t)| (route_in(t, ti, None, a, &flow), t))

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
 use glb_core::encap::Encapsulator;
-use glb_core::forward::Forwarder;
+use glb_core::route::Forwarder;
 
 use glb_director::idle::IdlePolicy;
 
@@ -22,8 +22,8 @@ use crate::rte::eal;
 use crate::rte::ethdev::{RxQueue, TxQueue};
 use crate::rte::mbuf::{BURST, Mbuf, MbufBatch};
 use crate::rte::ring::{Consumer, Producer};
+use glb_core::path::{Verdict, process_batch_each};
 use glb_director::counters::{CoreCounters, count_on_own_core};
-use glb_director::path::{Verdict, process_batch_each};
 
 /// Transmit attempts for a batch before the rest is dropped.
 const TX_ATTEMPTS: usize = 8;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use glb_core::encap::Encapsulator;
-use glb_core::forward::Forwarder;
+use glb_core::route::Forwarder;
 use glb_core::wire::ethernet;
 use tracing::{debug, info, warn};
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use glb_core::forward::RouteOptions;
+use glb_core::route::RouteOptions;
 use glb_director::DirectorConfig;
 use glb_director::cli::DirectorArgs as Args;
 use glb_director::control::{Engine, Housekeeping, Signals};
@@ -147,7 +147,7 @@ fn serve(
     eal: &Eal,
     args: &Args,
     cfg: &DirectorConfig,
-    fwd: glb_core::forward::Forwarder,
+    fwd: glb_core::route::Forwarder,
     opts: &Options,
     signals: Signals,
 ) -> Result<()> {

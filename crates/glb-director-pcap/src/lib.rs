@@ -14,9 +14,9 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use glb_core::encap::Encapsulator;
-use glb_core::forward::Forwarder;
+use glb_core::path::{HEADROOM, OwnedFrame, Verdict, process_batch_each};
+use glb_core::route::Forwarder;
 use glb_director::counters::{CoreCounters, CounterSnapshot};
-use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_batch_each};
 use glb_io::atomic_file::AtomicFile;
 
 /// Link type of Ethernet captures.

@@ -147,8 +147,8 @@ fn intervals(binds: &[BindSpec], members: &[u16]) -> Vec<(u16, u16)> {
 mod tests {
     use super::*;
     use glb_core::classify::LinearClassifier;
+    use glb_core::inspect::Lookup;
     use glb_core::model::{Bind, Proto};
-    use glb_core::packet::Lookup;
 
     /// The program's lookup, done on the classes in Rust: the longest
     /// entry no longer than `max_len` that holds `addr`, then its port.

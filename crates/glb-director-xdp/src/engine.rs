@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use glb_core::encap::EncapParams;
-use glb_core::forward::RouteOptions;
+use glb_core::route::RouteOptions;
 
 use crate::image::Image;
 use crate::metrics::Reporter;

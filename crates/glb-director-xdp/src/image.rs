@@ -7,8 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use glb_core::encap::EncapParams;
-use glb_core::flow::HashFields;
-use glb_core::forward::RouteOptions;
+use glb_core::flowhash::HashFields;
+use glb_core::route::RouteOptions;
 use glb_core::table::{TableFile, backend_addr, bind_from_record};
 
 use crate::classes::{self, BindSpec, Class};
@@ -113,9 +113,9 @@ impl Image {
         encap: &EncapParams,
         tables_cap: u32,
     ) -> Result<Image, ImageError> {
-        if file.tables.len() > tables_cap as usize {
+        if file.tables().len() > tables_cap as usize {
             return Err(ImageError::TooManyTables {
-                got: file.tables.len(),
+                got: file.tables().len(),
                 cap: tables_cap,
             });
         }
@@ -135,11 +135,11 @@ impl Image {
             src_ip: encap.src_ip.octets(),
         };
 
-        let mut tables = Vec::with_capacity(file.tables.len());
+        let mut tables = Vec::with_capacity(file.tables().len());
         let mut specs = Vec::new();
         let mut bind_tables = Vec::new();
         let mut bind_labels = Vec::new();
-        for (i, t) in file.tables.iter().enumerate() {
+        for (i, t) in file.tables().iter().enumerate() {
             let bad = |what: String| ImageError::BadTable { table: i, what };
             let mut table = maps::Table {
                 k0: u64::from_le_bytes(t.hash_key[..8].try_into().expect("8 bytes")),

@@ -13,8 +13,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use glb_core::ForwardingTables;
 use glb_core::encap::{EncapParams, Encapsulator};
-use glb_core::flow::HashFields;
-use glb_core::forward::{Decision, Forwarder, RouteOptions};
+use glb_core::flowhash::HashFields;
+use glb_core::route::{Decision, Forwarder, RouteOptions};
 use glb_core::table::{TableFile, compile};
 use glb_core::wire::ethernet;
 use glb_director_xdp::test_run::{self, action, action_name};
@@ -402,7 +402,7 @@ fn program_and_glb_core_agree_on_100000_frames() {
     let mut total = 0;
     let mut seen = [0usize; 5];
     for (n, (options, encap, count)) in configs.iter().enumerate() {
-        let fwd = Forwarder::new(&file, *options).unwrap();
+        let fwd = Forwarder::new(&file, *options);
         let director = director_with(&table, options, encap);
         let seed = 0x5eed_0000 + n as u64;
         for (i, frame) in frames(seed, *count).iter().enumerate() {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use glb_core::encap::{EncapParams, Encapsulator};
-use glb_core::forward::{Decision, Forwarder, RouteOptions};
+use glb_core::route::{Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director_xdp::objects;
@@ -256,14 +256,14 @@ fn hops(f: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
 fn expected(rig: &Rig, table: &[u8], frame: &[u8]) -> Vec<u8> {
     let file = TableFile::parse(table).unwrap();
     let options = RouteOptions {
-        hash_fields: glb_core::flow::HashFields {
+        hash_fields: glb_core::flowhash::HashFields {
             src_addr: true,
             src_port: true,
-            ..glb_core::flow::HashFields::NONE
+            ..glb_core::flowhash::HashFields::NONE
         },
         ..RouteOptions::default()
     };
-    let fwd = Forwarder::new(&file, options).unwrap();
+    let fwd = Forwarder::new(&file, options);
     let Decision::Forward(route) = fwd.route_frame(frame) else {
         panic!("glb-core does not forward the test frame")
     };

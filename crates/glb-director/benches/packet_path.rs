@@ -12,18 +12,19 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use glb_core::batch::BatchScratch;
 use glb_core::classify::{Classifier, LinearClassifier};
 use glb_core::encap::{EncapParams, Encapsulator};
-use glb_core::flow::HashFields;
-use glb_core::forward::{BatchScratch, Forwarder, RouteOptions};
+use glb_core::flowhash::HashFields;
+use glb_core::inspect::{Lookup, inspect};
 use glb_core::model::{Bind, ForwardingTables};
-use glb_core::packet::{Lookup, inspect};
+use glb_core::path::{
+    FrameBuf, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_batch_with,
+};
+use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::{TableFile, compile};
 use glb_core::wire::ethernet::Address;
 use glb_director::counters::CoreCounters;
-use glb_director::path::{
-    FrameBuf, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_batch_with,
-};
 
 const FLOWS: usize = 10_000;
 const BATCH: usize = 32;
@@ -166,7 +167,7 @@ fn main() {
     );
     let bin = compile(&model);
     let file = TableFile::parse(&bin).unwrap();
-    let fwd = Forwarder::new(&file, RouteOptions::default()).unwrap();
+    let fwd = Forwarder::new(&file, RouteOptions::default());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let originals = flows(&mut rng);
     let mut frames: Vec<OwnedFrame> = originals
@@ -247,7 +248,7 @@ fn main() {
             hash_fields: HashFields::parse_list("src_addr,src_port").unwrap(),
             ..RouteOptions::default()
         };
-        Forwarder::new(&TableFile::parse(&bin).unwrap(), options).unwrap()
+        Forwarder::new(&TableFile::parse(&bin).unwrap(), options)
     };
     let vip_frames: Vec<Vec<u8>> = (0..FLOWS)
         .map(|i| {

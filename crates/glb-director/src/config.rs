@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use glb_core::encap::EncapParams;
-use glb_core::flow::HashFields;
-use glb_core::forward::RouteOptions;
+use glb_core::flowhash::HashFields;
+use glb_core::route::RouteOptions;
 use glb_core::wire::ethernet;
 use serde_json::{Map, Value};
 

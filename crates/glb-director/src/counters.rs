@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::path::Verdict;
+use glb_core::path::{Outcomes, Tally};
 
 /// Counters of one core, written by that core once per batch and readable
 /// from any thread (e.g. the statsd reporter). Only the owning core may
@@ -78,7 +78,7 @@ impl CoreCounters {
 
     /// Adds a batch of `frames` frames whose outcomes other than
     /// forwarding are counted in `b`.
-    pub fn absorb(&self, frames: usize, b: &BatchCounts) {
+    pub fn absorb(&self, frames: usize, b: &Outcomes) {
         let total = frames as u64;
         let matched = total - b.unmatched;
         let encap_success = matched - b.route_failed - b.encap_failure;
@@ -102,27 +102,9 @@ pub fn count_on_own_core(a: &AtomicU64, n: u64) {
     }
 }
 
-/// The outcomes of a batch other than forwarding.
-#[derive(Debug, Default)]
-pub struct BatchCounts {
-    /// Frames that matched no bind.
-    pub unmatched: u64,
-    /// Matched frames with no route.
-    pub route_failed: u64,
-    /// Routed frames that could not be encapsulated.
-    pub encap_failure: u64,
-}
-
-impl BatchCounts {
-    /// Counts one frame. Only the outcomes other than forwarding are
-    /// counted one by one; [`CoreCounters`] derives the rest from the batch size.
-    #[inline(always)]
-    pub fn count(&mut self, v: &Verdict) {
-        match v {
-            Verdict::Forward(_) => {}
-            Verdict::Unclassified => self.unmatched += 1,
-            Verdict::RouteFailed { .. } => self.route_failed += 1,
-            Verdict::EncapFailed { .. } => self.encap_failure += 1,
-        }
+impl Tally for CoreCounters {
+    #[inline]
+    fn add_batch(&self, frames: usize, outcomes: &Outcomes) {
+        self.absorb(frames, outcomes);
     }
 }

@@ -12,7 +12,6 @@
 //!   statsd every 10 s, readiness (`READY=1`) and stopping.
 //! * [`counters`] — per-core packet counters, written by their core and
 //!   read by the metrics.
-//! * [`path`] — batches of frames in, encapsulated frames and verdicts out.
 //! * [`logging`] — the tracing set-up every director binary uses.
 //! * [`cli`] — the command lines of `glb-director` and `glb-director-pcap`
 //!   (here so the manual pages are rendered without building an engine).
@@ -25,7 +24,6 @@ pub mod control;
 pub mod counters;
 pub mod idle;
 pub mod logging;
-pub mod path;
 pub mod table;
 
 pub use config::DirectorConfig;

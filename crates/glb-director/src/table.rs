@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use glb_core::forward::{Forwarder, RouteOptions};
+use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::{TableFile, TableFileError};
 
 /// Why a forwarding table could not be loaded; every variant names the
@@ -65,7 +65,9 @@ pub fn load<T, E: Display>(
 
 /// Loads the table at `path` for the packet path, routing with `options`.
 pub fn load_forwarder(path: &Path, options: RouteOptions) -> Result<Forwarder, TableError> {
-    load(path, |file| Forwarder::new(file, options))
+    load(path, |file| {
+        Ok::<_, std::convert::Infallible>(Forwarder::new(file, options))
+    })
 }
 
 #[cfg(test)]

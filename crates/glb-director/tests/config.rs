@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use glb_core::flow::HashFields;
+use glb_core::flowhash::HashFields;
 use glb_director::config::{ConfigError, DEFAULT_STATSD_PORT, DirectorConfig, DpdkKeys, Role};
 use serde_json::{Value, json};
 

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use glb_core::forward::Decision;
+use glb_core::route::Decision;
 use glb_redirect::counters::Counter;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use support::*;
@@ -137,21 +137,21 @@ fn topology(tag: &str) -> Topology {
 const VIPS: [IpAddr; 2] = [IpAddr::V4(VIP), IpAddr::V6(VIP6)];
 
 /// Table A: proxy2 draining, so every flow's hops are [proxy1, proxy2].
-fn table_a() -> glb_core::forward::Forwarder {
+fn table_a() -> glb_core::route::Forwarder {
     forwarder(&table_json_binds(
         &VIPS, PROXY1, "active", PROXY2, "draining",
     ))
 }
 
 /// Table B: proxy1 draining, so every flow's hops are [proxy2, proxy1].
-fn table_b() -> glb_core::forward::Forwarder {
+fn table_b() -> glb_core::route::Forwarder {
     forwarder(&table_json_binds(
         &VIPS, PROXY1, "draining", PROXY2, "active",
     ))
 }
 
 /// The hops the director will use for a client flow under `fw`.
-fn hops_for(fw: &glb_core::forward::Forwarder, sport: u16) -> Vec<Ipv4Addr> {
+fn hops_for(fw: &glb_core::route::Forwarder, sport: u16) -> Vec<Ipv4Addr> {
     let mut frame = vec![0u8; 12];
     frame.extend_from_slice(&0x0800u16.to_be_bytes());
     frame.extend_from_slice(&ipv4(

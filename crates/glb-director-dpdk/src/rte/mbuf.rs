@@ -8,7 +8,7 @@ use std::ptr::{self, NonNull};
 
 use dpdk_sys as sys;
 
-use glb_director::path::FrameBuf;
+use glb_core::path::FrameBuf;
 
 /// Buffers per burst.
 pub const BURST: usize = 32;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use glb_core::encap::EncapParams;
-use glb_core::forward::RouteOptions;
+use glb_core::route::RouteOptions;
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director::DirectorConfig;

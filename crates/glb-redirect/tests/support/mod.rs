@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use glb_core::ForwardingTables;
 use glb_core::encap::{self, EncapParams, Encapsulator};
-use glb_core::forward::{Decision, Forwarder, RouteOptions};
+use glb_core::route::{Decision, Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_redirect::counters::{Counter, Snapshot};
@@ -289,7 +289,7 @@ pub fn forwarder(json: &str) -> Forwarder {
     let tables = ForwardingTables::from_json("test.json", json).expect("test table is valid");
     let bin = glb_core::table::compile(&tables);
     let file = TableFile::parse(&bin).expect("compiled table parses");
-    Forwarder::new(&file, RouteOptions::default()).expect("forwarder")
+    Forwarder::new(&file, RouteOptions::default())
 }
 
 /// The test director: takes client packets the namespace routes into a

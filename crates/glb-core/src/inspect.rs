@@ -1,5 +1,6 @@
-//! One pass over a received frame that extracts everything classification
-//! (SPEC §6) and flow hashing (SPEC §7) need.
+//! Step 1 of the packet path: one pass over a received frame that
+//! extracts everything classification (SPEC §6) and flow hashing (SPEC §7)
+//! need.
 //!
 //! [`inspect`] never panics and never reads past the frame. The fields a
 //! classification rule matches on must lie inside both the frame and the
@@ -12,7 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::flow::FlowKey;
+use crate::flowhash::FlowKey;
 use crate::wire::{ethernet, icmp, ip_proto, ipv4, ipv6, ports};
 
 /// What a packet offers for classification.

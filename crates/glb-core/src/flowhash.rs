@@ -1,4 +1,4 @@
-//! Flow hashing (SPEC §7) and bind matching (SPEC §6) on already-parsed
+//! Step 3 of the packet path, the flow hash (SPEC §7), on already-parsed
 //! addresses and ports.
 //!
 //! The packet path extracts a [`FlowKey`] from a frame; tools such as
@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{Key16, ShortMsg, Sip24, SipKey};
-use crate::model::{Bind, Proto};
 
 /// The header fields a director hashes, in this fixed order: source
 /// address, destination address, source port, destination port.
@@ -327,34 +326,6 @@ pub const fn row_of(hash: u64) -> usize {
     (hash & 0xffff) as usize
 }
 
-/// Whether `addr` lies inside `prefix/len` (families must agree).
-pub fn prefix_contains(prefix: &IpAddr, len: u8, addr: &IpAddr) -> bool {
-    match (prefix, addr) {
-        (IpAddr::V4(p), IpAddr::V4(a)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            (u32::from(*p) ^ u32::from(*a)) & mask == 0
-        }
-        (IpAddr::V6(p), IpAddr::V6(a)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            (u128::from(*p) ^ u128::from(*a)) & mask == 0
-        }
-        _ => false,
-    }
-}
-
-impl Bind {
-    /// Whether a packet to `dst`:`dst_port` over `proto` belongs to this bind.
-    pub fn matches(&self, dst: &IpAddr, proto: Proto, dst_port: u16) -> bool {
-        self.proto == proto
-            && (self.port_start..=self.port_end).contains(&dst_port)
-            && prefix_contains(&self.addr, self.prefix_len, dst)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,17 +436,5 @@ mod tests {
                 fields.hash_parts(&key, &src, &dst, sp, dp)
             );
         });
-    }
-
-    #[test]
-    fn prefixes() {
-        assert!(prefix_contains(&ip("10.20.0.0"), 24, &ip("10.20.0.255")));
-        assert!(!prefix_contains(&ip("10.20.0.0"), 24, &ip("10.20.1.0")));
-        assert!(prefix_contains(&ip("10.20.0.7"), 0, &ip("192.0.2.1")));
-        assert!(prefix_contains(&ip("10.20.0.7"), 32, &ip("10.20.0.7")));
-        assert!(!prefix_contains(&ip("10.20.0.7"), 32, &ip("10.20.0.6")));
-        assert!(prefix_contains(&ip("fd00::"), 8, &ip("fdff::1")));
-        assert!(!prefix_contains(&ip("fd00::"), 8, &ip("fe00::1")));
-        assert!(!prefix_contains(&ip("::"), 0, &ip("1.2.3.4")));
     }
 }

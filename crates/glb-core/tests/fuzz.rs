@@ -4,14 +4,13 @@
 
 use glb_core::classify::{Classifier, LinearClassifier};
 use glb_core::encap::{EncapParams, Encapsulator, MAX_EXTRA_HEADROOM, header_len};
-use glb_core::flow::HashFields;
-use glb_core::forward::{Forwarder, RouteOptions};
+use glb_core::flowhash::HashFields;
+use glb_core::inspect::{Lookup, inspect, inspect_v4_transport};
 use glb_core::model::{Bind, Proto};
-use glb_core::packet::{Lookup, inspect, inspect_v4_transport};
+use glb_core::path::{HEADROOM, OwnedFrame, Totals, Verdict, process_batch_with, process_one};
+use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet::Address;
-use glb_director::counters::CoreCounters;
-use glb_director::path::{HEADROOM, OwnedFrame, Verdict, process_batch_with, process_one};
 use glb_testkit::checksum::csum;
 use glb_testkit::frames::*;
 use glb_testkit::table::*;
@@ -45,7 +44,6 @@ fn catch_all() -> Forwarder {
             ..RouteOptions::default()
         },
     )
-    .unwrap()
 }
 
 fn params() -> EncapParams {
@@ -76,7 +74,6 @@ fn all_fields() -> &'static Forwarder {
                 ..RouteOptions::default()
             },
         )
-        .unwrap()
     })
 }
 
@@ -275,7 +272,7 @@ proptest! {
             let mut batch: Vec<OwnedFrame> =
                 frames.iter().map(|f| OwnedFrame::new(f, HEADROOM)).collect();
             let mut verdicts = Vec::new();
-            let counters = CoreCounters::default();
+            let counters = Totals::default();
             process_batch_with(fwd, &enc, &mut batch, &mut verdicts, &counters);
             prop_assert_eq!(verdicts.len(), frames.len());
             for ((input, out), v) in frames.iter().zip(&batch).zip(&verdicts) {
@@ -309,7 +306,7 @@ fn two_keys() -> &'static Forwarder {
             ),
         ]);
         let bin = compile(&json);
-        Forwarder::new(&TableFile::parse(&bin).unwrap(), RouteOptions::default()).unwrap()
+        Forwarder::new(&TableFile::parse(&bin).unwrap(), RouteOptions::default())
     })
 }
 

@@ -1,19 +1,20 @@
-//! The director's packet path, independent of how packets arrive: a
-//! batch of frames in buffers with headroom goes in; each frame is
-//! classified, routed and encapsulated in place, and gets a [`Verdict`];
-//! the core's counters are updated once per batch.
+//! The director's packet path, whatever the engine: a frame in, a verdict
+//! and the output bytes out. A batch of frames in buffers with headroom
+//! goes in; each frame is inspected ([`crate::inspect`]), classified
+//! ([`crate::classify`]), hashed ([`crate::flowhash`]), routed
+//! ([`crate::route`], [`crate::batch`]) and encapsulated in place
+//! ([`crate::encap`]), and gets a [`Verdict`]; the batch's outcomes are
+//! added to the engine's counters once ([`Tally`]).
 //!
-//! Engines (the offline pcap engine here, DPDK elsewhere) only have to
-//! present their buffers through [`FrameBuf`] and act on the verdicts:
-//! transmit forwarded frames, hand unclassified ones to the exception
-//! path or free them.
+//! Engines (DPDK, the offline pcap engine, the XDP engine's differential
+//! test) only present their buffers through [`FrameBuf`] and act on the
+//! verdicts: transmit forwarded frames, hand unclassified ones to the
+//! exception path or free them. No step of the path lives in an engine.
 
-use glb_core::encap::{EncapError, EncapParams, Encapsulator};
-use glb_core::forward::{BATCH, BatchScratch, Decision, Forwarder, Route, V4Route};
-
-use glb_core::prefetch::prefetch;
-
-use crate::counters::{BatchCounts, CoreCounters};
+use crate::batch::{BATCH, BatchScratch};
+use crate::encap::{EncapError, EncapParams, Encapsulator};
+use crate::prefetch::prefetch;
+use crate::route::{Decision, Forwarder, Route, V4Route};
 
 /// Headroom engines should leave in front of each received frame. The
 /// largest encapsulation needs 48 bytes (62 bytes of outer headers minus
@@ -164,7 +165,7 @@ fn encapsulated<F: FrameBuf>(
 }
 
 /// Processes a batch: `verdicts` is cleared and gets one entry per frame,
-/// in order; `counters` is updated once. The outer-header template for
+/// in order; `tally` is updated once. The outer-header template for
 /// `params` is prepared once per batch; engines that keep an
 /// [`Encapsulator`] per port can use [`process_batch_with`] instead.
 pub fn process_batch<F: FrameBuf>(
@@ -172,10 +173,10 @@ pub fn process_batch<F: FrameBuf>(
     params: &EncapParams,
     frames: &mut [F],
     verdicts: &mut Vec<Verdict>,
-    counters: &CoreCounters,
+    tally: &impl Tally,
 ) {
     let enc = Encapsulator::new(*params);
-    process_batch_with(fwd, &enc, frames, verdicts, counters);
+    process_batch_with(fwd, &enc, frames, verdicts, tally);
 }
 
 /// [`process_batch`] with a prepared [`Encapsulator`].
@@ -184,17 +185,17 @@ pub fn process_batch_with<F: FrameBuf>(
     enc: &Encapsulator,
     frames: &mut [F],
     verdicts: &mut Vec<Verdict>,
-    counters: &CoreCounters,
+    tally: &impl Tally,
 ) {
     verdicts.clear();
     let mut scratch = Box::default();
-    process_batch_each(fwd, enc, frames, counters, &mut scratch, |_, v| {
+    process_batch_each(fwd, enc, frames, tally, &mut scratch, |_, v| {
         verdicts.push(*v)
     });
 }
 
 /// Processes a batch and hands each frame's verdict to `each`, with the
-/// frame's index, in order; `counters` is updated once. For engines that
+/// frame's index, in order; `tally` is updated once. For engines that
 /// only need to know where each frame goes, this spares collecting the
 /// routes. `scratch` is the routing memory the engine keeps for the core
 /// (a few kilobytes, cheaper kept than cleared for every batch).
@@ -203,11 +204,11 @@ pub fn process_batch_each<F: FrameBuf>(
     fwd: &Forwarder,
     enc: &Encapsulator,
     frames: &mut [F],
-    counters: &CoreCounters,
+    tally: &impl Tally,
     scratch: &mut BatchScratch,
     mut each: impl FnMut(usize, &Verdict),
 ) {
-    let mut c = BatchCounts::default();
+    let mut c = Outcomes::default();
     let mut router = fwd.batch(scratch);
     for (n, chunk) in frames.chunks_mut(BATCH).enumerate() {
         // Classify every frame, hash them all at once, then finish and
@@ -230,5 +231,75 @@ pub fn process_batch_each<F: FrameBuf>(
             each(n * BATCH + i, &v);
         }
     }
-    counters.absorb(frames.len(), &c);
+    tally.add_batch(frames.len(), &c);
+}
+
+/// A batch's outcomes other than forwarding; forwarded frames are the
+/// rest of the batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Frames that matched no bind.
+    pub unmatched: u64,
+    /// Matched frames with no route.
+    pub route_failed: u64,
+    /// Routed frames that could not be encapsulated.
+    pub encap_failure: u64,
+}
+
+impl Outcomes {
+    /// Counts one frame. Only the outcomes other than forwarding are
+    /// counted one by one; [`Tally::add_batch`] derives the rest from the
+    /// batch size.
+    #[inline(always)]
+    pub fn count(&mut self, v: &Verdict) {
+        match v {
+            Verdict::Forward(_) => {}
+            Verdict::Unclassified => self.unmatched += 1,
+            Verdict::RouteFailed { .. } => self.route_failed += 1,
+            Verdict::EncapFailed { .. } => self.encap_failure += 1,
+        }
+    }
+}
+
+/// Where an engine adds up what its batches did (its per-core counters).
+pub trait Tally {
+    /// Adds a batch of `frames` frames with these outcomes.
+    fn add_batch(&self, frames: usize, outcomes: &Outcomes);
+}
+
+/// A [`Tally`] for one thread (tools, tests): the frames seen and their
+/// outcomes, added up.
+#[derive(Debug, Default)]
+pub struct Totals {
+    frames: std::cell::Cell<u64>,
+    outcomes: std::cell::Cell<Outcomes>,
+}
+
+impl Totals {
+    /// Frames seen.
+    pub fn frames(&self) -> u64 {
+        self.frames.get()
+    }
+
+    /// Their outcomes other than forwarding.
+    pub fn outcomes(&self) -> Outcomes {
+        self.outcomes.get()
+    }
+
+    /// Frames forwarded.
+    pub fn forwarded(&self) -> u64 {
+        let o = self.outcomes.get();
+        self.frames.get() - o.unmatched - o.route_failed - o.encap_failure
+    }
+}
+
+impl Tally for Totals {
+    fn add_batch(&self, frames: usize, outcomes: &Outcomes) {
+        self.frames.set(self.frames.get() + frames as u64);
+        let mut o = self.outcomes.get();
+        o.unmatched += outcomes.unmatched;
+        o.route_failed += outcomes.route_failed;
+        o.encap_failure += outcomes.encap_failure;
+        self.outcomes.set(o);
+    }
 }
