@@ -377,3 +377,54 @@ impl<'f> BatchRouter<'f> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::inspect;
+    use crate::route::RouteOptions;
+    use crate::table::TableFile;
+    use glb_testkit::frames::*;
+    use glb_testkit::table::{compile, tables_json};
+
+    #[test]
+    fn a_batch_decides_as_frame_by_frame_routing_does() {
+        let bin = compile(&tables_json(&[
+            (
+                "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80}"#,
+                &["192.0.2.1", "192.0.2.2"],
+            ),
+            (
+                "00112233445566778899aabbccddeeff",
+                r#"{"ip": "10.2.2.2", "proto": "udp", "port": 53}"#,
+                &["192.0.2.3", "192.0.2.4"],
+            ),
+        ]));
+        let f = Forwarder::new(&TableFile::parse(&bin).unwrap(), RouteOptions::default());
+        let frames = [
+            tcp4("172.16.1.2", 40000, "10.1.1.1", 80),
+            udp4("172.16.1.3", 1234, "10.2.2.2", 53),
+            tcp4("172.16.1.4", 40001, "10.1.1.7", 80),
+            echo4("172.16.1.5", "10.1.1.1", 7),
+            tcp6("2001:db8::1", 5, "fd00::1", 80),
+            tcp4("172.16.1.2", 40000, "10.1.1.1", 81),
+        ];
+        let mut scratch = BatchScratch::default();
+        let mut router = f.batch(&mut scratch);
+        router.push_frames(frames.iter().map(|b| Some(b.as_slice())));
+        router.push_frames(std::iter::once(None));
+        router.hash();
+        for (i, frame) in frames.iter().enumerate() {
+            let want = f.route(&inspect(frame));
+            assert_eq!(router.finish(i), want, "frame {i}");
+            assert_eq!(f.route_frame(frame), want, "frame {i} alone");
+            if let Some(v4) = router.v4_route(i) {
+                assert_eq!(Decision::Forward(v4.to_route()), want, "frame {i}");
+            }
+        }
+        assert_eq!(router.finish(frames.len()), Decision::Unclassified);
+        assert!(router.v4_route(0).is_some());
+        assert!(router.v4_route(3).is_none(), "ICMP takes the general path");
+    }
+}

@@ -448,4 +448,82 @@ mod tests {
         assert!(!prefix_contains(&ip("fd00::"), 8, &ip("fe00::1")));
         assert!(!prefix_contains(&ip("::"), 0, &ip("1.2.3.4")));
     }
+
+    fn bind(addr: &str, len: u8, proto: Proto, ports: (u16, u16)) -> Bind {
+        Bind {
+            addr: ip(addr),
+            prefix_len: len,
+            proto,
+            port_start: ports.0,
+            port_end: ports.1,
+        }
+    }
+
+    fn tcp(dst: &str, port: u16) -> Lookup {
+        Lookup::Transport {
+            proto: 6,
+            dst: ip(dst),
+            dst_port: port,
+        }
+    }
+
+    #[test]
+    fn first_bind_in_file_order_wins_and_names_its_table_and_position() {
+        let t0 = vec![
+            bind("10.0.0.0", 8, Proto::Tcp, (1000, 2000)),
+            bind("10.1.1.1", 32, Proto::Udp, (53, 53)),
+        ];
+        let t1 = vec![
+            bind("10.1.1.1", 32, Proto::Tcp, (80, 80)),
+            bind("fd00::", 16, Proto::Tcp, (443, 443)),
+        ];
+        let tables = [t0, t1];
+        let c = Classifier::new(&tables, false);
+        let linear = LinearClassifier::new(&tables, false);
+        for (lookup, want) in [
+            (tcp("10.1.1.1", 80), Some((1, 0))),
+            (tcp("10.1.1.1", 1500), Some((0, 0))),
+            (tcp("10.200.0.1", 2000), Some((0, 0))),
+            (tcp("10.1.1.1", 81), None),
+            (tcp("fd00:1::7", 443), Some((1, 1))),
+            (
+                Lookup::Transport {
+                    proto: 17,
+                    dst: ip("10.1.1.1"),
+                    dst_port: 53,
+                },
+                Some((0, 1)),
+            ),
+            (
+                Lookup::Echo {
+                    dst: ip("10.1.1.1"),
+                },
+                None,
+            ),
+        ] {
+            assert_eq!(c.classify_bind(&lookup), want, "{lookup:?}");
+            assert_eq!(linear.classify(&lookup), want.map(|w| w.0), "{lookup:?}");
+        }
+        let echo = Classifier::new(&tables, true);
+        assert_eq!(
+            echo.classify(&Lookup::Echo {
+                dst: ip("10.1.1.1")
+            }),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn icmp_errors_need_the_outer_destination_in_the_bind_too() {
+        let tables = [vec![bind("10.1.1.0", 24, Proto::Tcp, (80, 80))]];
+        let c = Classifier::new(&tables, false);
+        let err = |outer: &str, quoted: &str, port| Lookup::IcmpError {
+            outer_dst: ip(outer),
+            quoted_src: ip(quoted),
+            quoted_src_port: port,
+        };
+        assert_eq!(c.classify(&err("10.1.1.9", "10.1.1.1", 80)), Some(0));
+        assert_eq!(c.classify(&err("10.2.0.1", "10.1.1.1", 80)), None);
+        assert_eq!(c.classify(&err("10.1.1.9", "10.1.1.1", 81)), None);
+    }
 }

@@ -260,3 +260,98 @@ impl Encapsulator {
         Ok((start, end - start))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glb_testkit::checksum::{csum, transport_v4};
+    use glb_testkit::frames::*;
+
+    fn params(udp_checksum: bool) -> EncapParams {
+        EncapParams {
+            dst_mac: ethernet::Address(GW_MAC),
+            src_mac: ethernet::Address([2, 0, 0, 0, 0, 9]),
+            src_ip: v4("65.65.65.65"),
+            udp_checksum,
+        }
+    }
+
+    /// SPEC §8, field by field, read back by offset.
+    #[test]
+    fn outer_headers_as_the_spec_lays_them_out() {
+        let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let inner = frame[14..].to_vec();
+        let route = Route {
+            table: 0,
+            hash: 0x1234_5678_9abc_def0,
+            flow_hint: 40000,
+            hops: [v4("3.4.5.6"), v4("3.4.5.7"), v4("3.4.5.8"), v4("3.4.5.9")],
+            hop_count: 4,
+            gue_proto: 4,
+            ip_offset: 14,
+            ip_len: inner.len(),
+        };
+        let headroom = 64;
+        let mut buf = vec![0u8; headroom];
+        buf.extend_from_slice(&frame);
+        buf.extend_from_slice(&[0; 6]); // Ethernet padding, left out
+        let enc = Encapsulator::new(params(true));
+        let (start, len) = enc.encapsulate(&mut buf, headroom, &route).unwrap();
+        let out = &buf[start..start + len];
+        assert_eq!(len, 14 + 20 + 8 + 8 + 12 + inner.len());
+        assert_eq!(out[..6], GW_MAC);
+        assert_eq!(out[12..14], [0x08, 0x00]);
+        let ip = &out[14..34];
+        assert_eq!(
+            (ip[0], ip[1], ip[6] & 0x40, ip[8], ip[9]),
+            (0x45, 0, 0x40, 64, 17)
+        );
+        assert_eq!(ip[4..6], [0, 0], "identification 0");
+        assert_eq!(ip[12..16], [65, 65, 65, 65]);
+        assert_eq!(ip[16..20], [3, 4, 5, 6]);
+        assert_eq!(csum(ip), 0, "header checksum");
+        let udp = &out[34..];
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        assert_eq!(sport, route.udp_src_port());
+        assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 19523);
+        assert_eq!(usize::from(u16::from_be_bytes([udp[4], udp[5]])), udp.len());
+        assert_eq!(transport_v4(v4("65.65.65.65"), v4("3.4.5.6"), 17, udp), 0);
+        let gue = &udp[8..];
+        assert_eq!(gue[..8], [4, 4, 0, 0, 0, 0, 0, 3]);
+        assert_eq!(gue[8..20], [3, 4, 5, 7, 3, 4, 5, 8, 3, 4, 5, 9]);
+        assert_eq!(&gue[20..], inner.as_slice());
+    }
+
+    #[test]
+    fn without_room_or_with_checksums_off() {
+        let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let route = V4Route {
+            table: 0,
+            hash: 7,
+            flow_hint: 1,
+            hops: [v4("3.4.5.6"), v4("3.4.5.7")],
+            ip_len: (frame.len() - 14) as u16,
+        };
+        let enc = Encapsulator::new(params(false));
+        let mut tight = frame.clone();
+        assert_eq!(
+            enc.encapsulate_v4(&mut tight, 0, &route),
+            Err(EncapError::NoHeadroom)
+        );
+        assert_eq!(tight, frame, "untouched on error");
+        let mut buf = vec![0u8; MAX_EXTRA_HEADROOM];
+        buf.extend_from_slice(&frame);
+        let (start, _) = enc
+            .encapsulate_v4(&mut buf, MAX_EXTRA_HEADROOM, &route)
+            .unwrap();
+        assert_eq!(buf[start + 40..start + 42], [0, 0], "UDP checksum off");
+        // The common-shape encapsulation writes what the general one does.
+        let mut general = vec![0u8; MAX_EXTRA_HEADROOM];
+        general.extend_from_slice(&frame);
+        let g = enc
+            .encapsulate(&mut general, MAX_EXTRA_HEADROOM, &route.to_route())
+            .unwrap();
+        assert_eq!(g.0, start);
+        assert_eq!(general, buf);
+    }
+}

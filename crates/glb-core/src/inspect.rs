@@ -341,3 +341,79 @@ fn echo(out: &mut Inspection, src: IpAddr, dst: IpAddr, hint: u16) {
     };
     out.flow_hint = hint;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glb_testkit::frames::*;
+
+    #[test]
+    fn tcp_over_ipv4_offers_destination_and_ports() {
+        let f = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let ins = inspect(&f);
+        assert_eq!(
+            ins.lookup,
+            Lookup::Transport {
+                proto: 6,
+                dst: ip("10.1.1.1"),
+                dst_port: 80
+            }
+        );
+        assert_eq!((ins.flow.src, ins.flow.src_port), (ip("172.16.1.2"), 40000));
+        assert_eq!(ins.flow_hint, 40000);
+        assert_eq!((ins.gue_proto, ins.ip_offset), (4, 14));
+        assert!(ins.routable());
+        // The fixed-layout reader agrees with the general one.
+        let v = inspect_v4_transport(&f).unwrap();
+        assert_eq!((v.dst, v.dst_port, v.src_port), ([10, 1, 1, 1], 80, 40000));
+        assert!(v.complete);
+    }
+
+    #[test]
+    fn icmp_errors_are_classified_on_the_quoted_packet_reversed() {
+        let f = frag_needed4("192.0.2.1", "10.1.1.1", 80, "172.16.1.2", 40000);
+        let ins = inspect(&f);
+        assert_eq!(
+            ins.lookup,
+            Lookup::IcmpError {
+                outer_dst: ip("10.1.1.1"),
+                quoted_src: ip("10.1.1.1"),
+                quoted_src_port: 80
+            }
+        );
+        // The flow of the connection the error belongs to.
+        assert_eq!(ins.flow.src, ip("172.16.1.2"));
+        assert_eq!((ins.flow.src_port, ins.flow.dst_port), (40000, 80));
+        assert!(inspect_v4_transport(&f).is_none());
+        let f = too_big6("2001:db8::1", "fd00::10", 443, "2001:db8::99", 5555);
+        assert!(matches!(inspect(&f).lookup, Lookup::IcmpError { .. }));
+    }
+
+    #[test]
+    fn echo_uses_the_ident_or_flow_label_as_hint() {
+        let ins = inspect(&echo4("172.16.1.2", "10.1.1.1", 0x1234));
+        assert_eq!(
+            ins.lookup,
+            Lookup::Echo {
+                dst: ip("10.1.1.1")
+            }
+        );
+        assert_eq!(ins.flow_hint, 0x1234);
+        let ins = inspect(&echo6("2001:db8::1", "fd00::10", 0x5_4321));
+        assert_eq!(ins.flow_hint, 0x4321);
+    }
+
+    #[test]
+    fn cut_and_foreign_frames_match_nothing() {
+        let f = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        for n in 0..34 {
+            assert_eq!(inspect(&f[..n]).lookup, Lookup::None, "length {n}");
+        }
+        let arp = eth(0x0806, &[0u8; 28]);
+        assert_eq!(inspect(&arp).lookup, Lookup::None);
+        // Ports present but the payload cut: classified, not routable.
+        let ins = inspect(&f[..f.len() - 10]);
+        assert!(matches!(ins.lookup, Lookup::Transport { .. }));
+        assert!(!ins.routable());
+    }
+}

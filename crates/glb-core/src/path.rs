@@ -303,3 +303,63 @@ impl Tally for Totals {
         self.outcomes.set(o);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::TableFile;
+    use crate::wire::ethernet;
+    use glb_testkit::frames::*;
+    use glb_testkit::table::{compile, tables_json};
+
+    #[test]
+    fn a_frame_in_a_verdict_and_the_output_bytes_out() {
+        let bin = compile(&tables_json(&[(
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
+            &["192.0.2.1", "192.0.2.2"],
+        )]));
+        let fwd = Forwarder::new(&TableFile::parse(&bin).unwrap(), Default::default());
+        let enc = Encapsulator::new(EncapParams {
+            dst_mac: ethernet::Address(GW_MAC),
+            src_mac: ethernet::Address::ZERO,
+            src_ip: v4("65.65.65.65"),
+            udp_checksum: true,
+        });
+        let input = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let mut frame = OwnedFrame::new(&input, HEADROOM);
+        let Verdict::Forward(route) = process_one(&fwd, &enc, &mut frame) else {
+            panic!("not forwarded");
+        };
+        let out = frame.frame();
+        assert_eq!(out.len(), 14 + 20 + 8 + 12 + input.len() - 14);
+        assert_eq!(out[..6], GW_MAC);
+        assert_eq!(out[30..34], route.hops[0].octets());
+        assert_eq!(&out[out.len() - (input.len() - 14)..], &input[14..]);
+
+        let mut batch: Vec<OwnedFrame> = [
+            input.clone(),
+            tcp4("172.16.1.2", 40000, "10.9.9.9", 80),
+            input[..40].to_vec(),
+        ]
+        .iter()
+        .map(|f| OwnedFrame::new(f, HEADROOM))
+        .collect();
+        let totals = Totals::default();
+        let mut verdicts = Vec::new();
+        process_batch_with(&fwd, &enc, &mut batch, &mut verdicts, &totals);
+        assert!(matches!(verdicts[0], Verdict::Forward(_)));
+        assert_eq!(verdicts[1], Verdict::Unclassified);
+        assert_eq!(verdicts[2], Verdict::RouteFailed { table: 0 });
+        assert_eq!(batch[0].frame(), out, "batch and single frame agree");
+        assert_eq!((totals.frames(), totals.forwarded()), (3, 1));
+        assert_eq!(
+            totals.outcomes(),
+            Outcomes {
+                unmatched: 1,
+                route_failed: 1,
+                encap_failure: 0
+            }
+        );
+    }
+}

@@ -353,3 +353,80 @@ impl RouteTable {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::TableFile;
+    use glb_testkit::frames::*;
+    use glb_testkit::siphash::{hex16, siphash};
+    use glb_testkit::table::{bin_backend_v4, bin_row, compile, tables_json};
+
+    const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+    #[test]
+    fn the_row_of_the_source_address_hash_gives_the_hops() {
+        let bin = compile(&tables_json(&[(
+            KEY,
+            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
+            &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+        )]));
+        let file = TableFile::parse(&bin).unwrap();
+        let f = Forwarder::new(&file, RouteOptions::default());
+        assert_eq!(f.num_tables(), 1);
+        let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let Decision::Forward(r) = f.route(&inspect(&frame)) else {
+            panic!("not forwarded");
+        };
+        // Expected values from the independent SipHash and a by-offset
+        // read of the table.
+        let hash = siphash(&hex16(KEY), &[172, 16, 1, 2]);
+        let (p, s) = bin_row(&bin, 0, (hash & 0xffff) as usize);
+        assert_eq!(r.hash, hash);
+        assert_eq!(
+            r.hops(),
+            [
+                bin_backend_v4(&bin, 0, p as usize),
+                bin_backend_v4(&bin, 0, s as usize)
+            ]
+        );
+        assert_eq!((r.table, r.flow_hint, r.ip_offset), (0, 40000, 14));
+        assert_eq!(r.udp_src_port(), 0x8000 | ((hash as u16 ^ 40000) & 0x7fff));
+        assert_eq!(
+            f.route(&inspect(&tcp4("172.16.1.2", 40000, "10.9.9.9", 80))),
+            Decision::Unclassified
+        );
+    }
+
+    #[test]
+    fn alternate_fields_add_two_hops_and_ipv6_backends_fail_the_route() {
+        let bin = compile(&tables_json(&[(
+            KEY,
+            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
+            &["192.0.2.1", "192.0.2.2"],
+        )]));
+        let file = TableFile::parse(&bin).unwrap();
+        let f = Forwarder::new(
+            &file,
+            RouteOptions {
+                alt_hash_fields: Some(HashFields::parse_list("src_port").unwrap()),
+                ..RouteOptions::default()
+            },
+        );
+        let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
+        let Decision::Forward(r) = f.route(&inspect(&frame)) else {
+            panic!("not forwarded");
+        };
+        assert_eq!(r.hop_count, 4);
+        let bin6 = compile(&tables_json(&[(
+            KEY,
+            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
+            &["2001:db8::1"],
+        )]));
+        let f6 = Forwarder::new(&TableFile::parse(&bin6).unwrap(), RouteOptions::default());
+        assert_eq!(
+            f6.route(&inspect(&frame)),
+            Decision::RouteFailed { table: 0 }
+        );
+    }
+}
