@@ -80,13 +80,6 @@ struct {
 } glb_intervals SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_bind_table);
-	__uint(max_entries, GLB_GENS * BINDS_CAP);
-} glb_bind_table SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct glb_counters);
@@ -368,9 +361,10 @@ static __always_inline __u32 common_bits32(__u32 a, __u32 b)
 	return n;
 }
 
-/* The bind whose interval holds `port`, by binary search over the class's
- * ascending interval starts. */
-static __always_inline __u32 interval_bind(const struct glb_class *cl, __u32 gen, __u16 port)
+/* The bind whose interval holds `port` (and its table), by binary search
+ * over the class's ascending interval starts. */
+static __always_inline __u32 interval_bind(const struct glb_class *cl, __u32 gen, __u16 port,
+					   __u32 *table)
 {
 	__u32 lo = 0, n = cl->count;
 	if (n == 0)
@@ -390,7 +384,10 @@ static __always_inline __u32 interval_bind(const struct glb_class *cl, __u32 gen
 	}
 	__u32 k = (cl->first + lo) * GLB_GENS + gen;
 	struct glb_interval *iv = bpf_map_lookup_elem(&glb_intervals, &k);
-	return iv ? iv->bind : GLB_NO_BIND;
+	if (!iv)
+		return GLB_NO_BIND;
+	*table = iv->table;
+	return iv->bind;
 }
 
 static __always_inline const struct glb_class *find_class(const struct flow *f, __u32 gen,
@@ -411,13 +408,13 @@ static __always_inline const struct glb_class *find_class(const struct flow *f, 
  * error the bind must hold the outer destination too: looking up no more
  * bits than the two addresses share finds exactly the binds holding
  * both. */
-static __always_inline __u32 classify(const struct flow *f, __u32 gen, __u8 flags)
+static __always_inline __u32 classify(const struct flow *f, __u32 gen, __u8 flags, __u32 *table)
 {
 	const struct glb_class *cl;
 	switch (f->kind) {
 	case LOOKUP_TRANSPORT:
 		cl = find_class(f, gen, f->proto, f->v6 ? 128 : 32);
-		return cl ? interval_bind(cl, gen, f->match_port) : GLB_NO_BIND;
+		return cl ? interval_bind(cl, gen, f->match_port, table) : GLB_NO_BIND;
 	case LOOKUP_ICMP_ERROR: {
 		__u32 bits = 0;
 		if (f->v6) {
@@ -431,13 +428,16 @@ static __always_inline __u32 classify(const struct flow *f, __u32 gen, __u8 flag
 			bits = common_bits32(f->match_addr[0], f->outer_dst[0]);
 		}
 		cl = find_class(f, gen, 0, bits);
-		return cl ? interval_bind(cl, gen, f->match_port) : GLB_NO_BIND;
+		return cl ? interval_bind(cl, gen, f->match_port, table) : GLB_NO_BIND;
 	}
 	case LOOKUP_ECHO:
 		if (!(flags & GLB_F_FORWARD_ECHO))
 			return GLB_NO_BIND;
 		cl = find_class(f, gen, 0, f->v6 ? 128 : 32);
-		return cl ? cl->any_port_bind : GLB_NO_BIND;
+		if (!cl)
+			return GLB_NO_BIND;
+		*table = cl->any_port_table;
+		return cl->any_port_bind;
 	}
 	return GLB_NO_BIND;
 }
@@ -768,10 +768,11 @@ static __always_inline int table_hops(const struct glb_table *t, const struct gl
 {
 	__u32 row = hash & 0xffff;
 	__u8 p = rows->row[row][0], s = rows->row[row][1];
-	if (!t->usable[p] || !t->usable[s])
+	const struct glb_backend *bp = &t->backends[p], *bs = &t->backends[s];
+	if (!bp->usable || !bs->usable)
 		return -1;
-	hops[0] = t->backend_ip[p];
-	hops[1] = t->backend_ip[s];
+	hops[0] = bp->ip;
+	hops[1] = bs->ip;
 	*primary = p;
 	return 0;
 }
@@ -788,7 +789,7 @@ int glb_encap(struct xdp_md *ctx)
 	struct glb_state *state = bpf_map_lookup_elem(&glb_state, &zero);
 	if (!state)
 		return finish(ctx, c, XDP_PASS);
-	__u32 gen = state->gen & 1;
+	__u32 seq = state->seq, gen = seq & 1;
 	struct glb_settings *st = bpf_map_lookup_elem(&glb_settings, &gen);
 	if (!st || !st->hash_fields) {
 		count(c, GLB_C_ERROR_HASH_CONFIG);
@@ -814,7 +815,25 @@ int glb_encap(struct xdp_md *ctx)
 		return finish(ctx, c, XDP_PASS);
 	}
 
-	__u32 bind = classify(&f, gen, st->flags);
+	__u32 bind, table = 0;
+	struct glb_memo *m = &c->memo;
+	if (f.kind == LOOKUP_TRANSPORT && !f.v6) {
+		if (m->seq_plus1 == seq + 1 && m->dst == f.match_addr[0] && m->port == f.match_port &&
+		    m->proto == f.proto) {
+			bind = m->bind;
+			table = m->table;
+		} else {
+			bind = classify(&f, gen, st->flags, &table);
+			m->seq_plus1 = seq + 1;
+			m->dst = f.match_addr[0];
+			m->port = f.match_port;
+			m->proto = f.proto;
+			m->bind = bind;
+			m->table = table;
+		}
+	} else {
+		bind = classify(&f, gen, st->flags, &table);
+	}
 	if (bind == GLB_NO_BIND) {
 		count(c, GLB_C_NO_MATCHING_BIND);
 		return finish(ctx, c, XDP_PASS);
@@ -823,13 +842,7 @@ int glb_encap(struct xdp_md *ctx)
 	__u32 frame_bytes = data_end - data;
 	add_traffic(&glb_bind_traffic, bind * GLB_GENS + gen, frame_bytes);
 
-	__u32 bk = bind * GLB_GENS + gen;
-	struct glb_bind_table *bt = bpf_map_lookup_elem(&glb_bind_table, &bk);
-	if (!bt) {
-		count(c, GLB_C_ERROR_TABLE);
-		return finish(ctx, c, XDP_DROP);
-	}
-	__u32 tk = bt->table * GLB_GENS + gen;
+	__u32 tk = table * GLB_GENS + gen;
 	struct glb_table *t = bpf_map_lookup_elem(&glb_tables, &tk);
 	if (!t) {
 		count(c, GLB_C_ERROR_TABLE);
@@ -845,7 +858,7 @@ int glb_encap(struct xdp_md *ctx)
 		return finish(ctx, c, XDP_DROP);
 	}
 
-	struct route r = {.table = bt->table, .hop_count = 2};
+	struct route r = {.table = table, .hop_count = 2};
 	r.hash = flow_hash(t, st->hash_fields, &f);
 	if (table_hops(t, rows, r.hash, &r.hops[0], &r.primary)) {
 		count(c, GLB_C_ROUTE_FAILED);

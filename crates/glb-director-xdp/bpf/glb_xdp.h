@@ -5,9 +5,10 @@
  *
  * Everything the program reads is kept twice, once per *generation*: the
  * loader writes a new forwarding table into the generation not in use and
- * then flips glb_state[0].gen, so a packet sees one table from its first
- * lookup to its last. Arrays interleave the generations (index * 2 + gen);
- * the bind tries carry the generation as the first key byte.
+ * then bumps glb_state[0].seq, whose low bit is the generation packets
+ * use, so a packet sees one table from its first lookup to its last.
+ * Arrays interleave the generations (index * 2 + gen); the bind tries
+ * carry the generation as the first key byte.
  */
 #ifndef GLB_XDP_H
 #define GLB_XDP_H
@@ -31,7 +32,8 @@
 #define GLB_H_DST_PORT 0x08
 
 struct glb_state {
-	__u32 gen;
+	/* Tables installed so far; the generation in use is seq & 1. */
+	__u32 seq;
 };
 
 /* director.conf, as it shapes one generation. */
@@ -46,14 +48,19 @@ struct glb_settings {
 	__be32 src_ip;
 };
 
+/* A backend: its IPv4 address; usable is 0 for IPv6 and empty slots.
+ * Side by side, so a route reads one cache line per backend. */
+struct glb_backend {
+	__be32 ip;
+	__u32 usable;
+};
+
 /* One forwarding table: its flow hash key and its backends. */
 struct glb_table {
 	/* SipHash key words: hash_key bytes 0..8 and 8..16, little-endian. */
 	__u64 k0;
 	__u64 k1;
-	/* Backend IPv4 addresses; usable[i] is 0 for IPv6 and empty slots. */
-	__be32 backend_ip[GLB_MAX_BACKENDS];
-	__u8 usable[GLB_MAX_BACKENDS];
+	struct glb_backend backends[GLB_MAX_BACKENDS];
 };
 
 /* A table's 65,536 rows of {primary, secondary} backend indexes. */
@@ -93,17 +100,17 @@ struct glb_key_v6 {
 struct glb_class {
 	__u32 first;
 	__u16 count;
-	/* The first bind of the class regardless of port (ICMP echo). */
+	/* The first bind of the class regardless of port (ICMP echo), and
+	 * its table. */
 	__u16 any_port_bind;
+	__u32 any_port_table;
+	__u32 pad;
 };
 
+/* A bind id (GLB_NO_BIND for none) and the table it belongs to. */
 struct glb_interval {
 	__u16 port_start;
 	__u16 bind;
-};
-
-/* glb_bind_table[bind * 2 + gen]: the table a bind belongs to. */
-struct glb_bind_table {
 	__u32 table;
 };
 
@@ -147,7 +154,26 @@ enum glb_counter {
 	GLB_C_COUNT,
 };
 
+/* The last IPv4 TCP/UDP classification of a CPU: frames to the same
+ * destination, protocol and port as the one before (most of a burst on a
+ * director with few VIPs) skip the bind lookup. Tagged with the table
+ * sequence it was made under, so it never outlives a reload. */
+struct glb_memo {
+	/* glb_state.seq + 1; 0 when empty. */
+	__u32 seq_plus1;
+	__u32 dst;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+	__u16 bind;
+	__u16 pad2;
+	__u32 table;
+	__u32 pad3;
+};
+
+/* Per CPU: the classification memo and the outcome counters. */
 struct glb_counters {
+	struct glb_memo memo;
 	__u64 c[GLB_C_COUNT];
 };
 

@@ -19,12 +19,14 @@ int main(void)
 	SIZE(glb_key_v6, "KEY_V6");
 	SIZE(glb_class, "CLASS");
 	SIZE(glb_interval, "INTERVAL");
-	SIZE(glb_bind_table, "BIND_TABLE");
+	SIZE(glb_backend, "BACKEND");
+	SIZE(glb_memo, "MEMO");
 	SIZE(glb_mac, "MAC");
 	SIZE(glb_traffic, "TRAFFIC");
 	SIZE(glb_counters, "COUNTERS");
 	printf("pub const SETTINGS_SRC_IP: usize = %zu;\n", offsetof(struct glb_settings, src_ip));
-	printf("pub const TABLE_USABLE: usize = %zu;\n", offsetof(struct glb_table, usable));
+	printf("pub const TABLE_BACKENDS: usize = %zu;\n", offsetof(struct glb_table, backends));
+	printf("pub const COUNTERS_C: usize = %zu;\n", offsetof(struct glb_counters, c));
 	printf("pub const COUNTER_COUNT: usize = %d;\n", GLB_C_COUNT);
 	return 0;
 }

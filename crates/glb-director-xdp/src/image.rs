@@ -144,16 +144,17 @@ impl Image {
             let mut table = maps::Table {
                 k0: u64::from_le_bytes(t.hash_key[..8].try_into().expect("8 bytes")),
                 k1: u64::from_le_bytes(t.hash_key[8..].try_into().expect("8 bytes")),
-                backend_ip: [[0; 4]; 256],
-                usable: [0; 256],
+                backends: [maps::Backend::default(); 256],
             };
             let mut backends = Vec::new();
             for (slot, b) in t.backends().iter().enumerate() {
                 let addr =
                     backend_addr(b).ok_or_else(|| bad(format!("backend {slot}: bad family")))?;
                 if let IpAddr::V4(a) = addr {
-                    table.backend_ip[slot] = a.octets();
-                    table.usable[slot] = 1;
+                    table.backends[slot] = maps::Backend {
+                        ip: a.octets(),
+                        usable: 1,
+                    };
                 }
                 backends.push(addr);
             }
@@ -204,7 +205,11 @@ impl Image {
             intervals.extend(
                 c.intervals
                     .iter()
-                    .map(|&(port_start, bind)| maps::Interval { port_start, bind }),
+                    .map(|&(port_start, bind)| maps::Interval {
+                        port_start,
+                        bind,
+                        table: table_of(&bind_tables, bind),
+                    }),
             );
         }
         if intervals.len() > INTERVALS_CAP as usize {
@@ -223,6 +228,11 @@ impl Image {
             bind_labels,
         })
     }
+}
+
+/// The table of bind `bind` (0 for [`NO_BIND`], which has none).
+pub fn table_of(bind_tables: &[u32], bind: u16) -> u32 {
+    bind_tables.get(usize::from(bind)).copied().unwrap_or(0)
 }
 
 fn vec_rows() -> Box<maps::Rows> {

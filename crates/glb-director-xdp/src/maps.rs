@@ -5,8 +5,8 @@
 
 use std::mem::size_of;
 
-/// The two generations every map holds; the program follows
-/// [`State::generation`].
+/// The two generations every map holds; the program follows the low bit
+/// of [`State::seq`].
 pub const GENS: u32 = 2;
 /// A bind id that matches nothing.
 pub const NO_BIND: u16 = 0xffff;
@@ -36,8 +36,6 @@ pub mod name {
     pub const BINDS_V6: &str = "glb_binds_v6";
     /// [`super::Interval`] by `index * 2 + generation`.
     pub const INTERVALS: &str = "glb_intervals";
-    /// [`super::BindTable`] by `bind * 2 + generation`.
-    pub const BIND_TABLE: &str = "glb_bind_table";
     /// [`super::Counters`], per CPU.
     pub const COUNTERS: &str = "glb_counters";
     /// [`super::Traffic`] by `bind * 2 + generation`, per CPU.
@@ -68,8 +66,8 @@ pub mod program {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct State {
-    /// The generation packets use.
-    pub generation: u32,
+    /// Tables installed so far; packets use generation `seq & 1`.
+    pub seq: u32,
 }
 
 /// `struct glb_settings`.
@@ -91,6 +89,16 @@ pub struct Settings {
     pub src_ip: [u8; 4],
 }
 
+/// `struct glb_backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Backend {
+    /// IPv4 address, network order.
+    pub ip: [u8; 4],
+    /// 1 for an IPv4 backend, 0 for IPv6 and empty slots.
+    pub usable: u32,
+}
+
 /// `struct glb_table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
@@ -99,10 +107,8 @@ pub struct Table {
     pub k0: u64,
     /// SipHash key bytes 8..16, little-endian.
     pub k1: u64,
-    /// Backend IPv4 addresses, network order.
-    pub backend_ip: [[u8; 4]; 256],
-    /// 1 where `backend_ip` is an IPv4 backend.
-    pub usable: [u8; 256],
+    /// By backend index.
+    pub backends: [Backend; 256],
 }
 
 /// `struct glb_rows`: primary and secondary backend index per row.
@@ -123,6 +129,10 @@ pub struct Class {
     pub count: u16,
     /// The first bind regardless of port ([`NO_BIND`] if none).
     pub any_port_bind: u16,
+    /// Its table.
+    pub any_port_table: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct glb_interval`.
@@ -133,12 +143,6 @@ pub struct Interval {
     pub port_start: u16,
     /// The bind of its ports, or [`NO_BIND`].
     pub bind: u16,
-}
-
-/// `struct glb_bind_table`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct BindTable {
     /// The bind's table, in file order.
     pub table: u32,
 }
@@ -205,10 +209,37 @@ pub enum Counter {
 /// Number of [`Counter`]s.
 pub const COUNTER_COUNT: usize = Counter::XdpDrop as usize + 1;
 
-/// `struct glb_counters`.
+/// `struct glb_memo`: a CPU's last IPv4 TCP/UDP classification (the
+/// program's own; the loader only reads past it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Memo {
+    /// The table sequence it was made under, plus one.
+    pub seq_plus1: u32,
+    /// Destination, network order.
+    pub dst: u32,
+    /// Destination port.
+    pub port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+    /// The bind, or [`NO_BIND`].
+    pub bind: u16,
+    /// Zero.
+    pub pad2: u16,
+    /// The bind's table.
+    pub table: u32,
+    /// Zero.
+    pub pad3: u32,
+}
+
+/// `struct glb_counters`: per CPU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Counters {
+    /// The CPU's classification memo.
+    pub memo: Memo,
     /// By [`Counter`].
     pub c: [u64; COUNTER_COUNT],
 }
@@ -252,7 +283,9 @@ unsafe impl aya::Pod for Class {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Interval {}
 // SAFETY: as above.
-unsafe impl aya::Pod for BindTable {}
+unsafe impl aya::Pod for Backend {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Memo {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Mac {}
 // SAFETY: as above.
@@ -270,13 +303,15 @@ const _: () = {
     assert!(size_of::<Settings>() == c::SETTINGS);
     assert!(std::mem::offset_of!(Settings, src_ip) == c::SETTINGS_SRC_IP);
     assert!(size_of::<Table>() == c::TABLE);
-    assert!(std::mem::offset_of!(Table, usable) == c::TABLE_USABLE);
+    assert!(std::mem::offset_of!(Table, backends) == c::TABLE_BACKENDS);
+    assert!(size_of::<Backend>() == c::BACKEND);
     assert!(size_of::<Rows>() == c::ROWS);
     assert!(4 + size_of::<KeyV4>() == c::KEY_V4);
     assert!(4 + size_of::<KeyV6>() == c::KEY_V6);
     assert!(size_of::<Class>() == c::CLASS);
     assert!(size_of::<Interval>() == c::INTERVAL);
-    assert!(size_of::<BindTable>() == c::BIND_TABLE);
+    assert!(size_of::<Memo>() == c::MEMO);
+    assert!(std::mem::offset_of!(Counters, c) == c::COUNTERS_C);
     assert!(size_of::<Mac>() == c::MAC);
     assert!(size_of::<Traffic>() == c::TRAFFIC);
     assert!(size_of::<Counters>() == c::COUNTERS);

@@ -110,6 +110,8 @@ pub struct Director {
     tables_cap: u32,
     /// The generation packets use, once a table is installed.
     active: Option<u32>,
+    /// Tables installed so far (`glb_state.seq`).
+    seq: u32,
     gens: [Generation; 2],
     /// Traffic of generations since rewritten.
     retired: TrafficTotals,
@@ -133,7 +135,6 @@ impl Director {
         let sized = [
             (name::TABLES, GENS * tables_cap),
             (name::ROWS, GENS * tables_cap),
-            (name::BIND_TABLE, GENS * binds_cap),
             (name::BIND_TRAFFIC, GENS * binds_cap),
             (name::BACKEND_TRAFFIC, GENS * tables_cap * 256),
             (name::BINDS_V4, GENS * 2 * binds_cap),
@@ -168,6 +169,7 @@ impl Director {
             ebpf,
             tables_cap,
             active: None,
+            seq: 0,
             gens: Default::default(),
             retired: TrafficTotals::default(),
         })
@@ -233,7 +235,8 @@ impl Director {
     /// generation is untouched. Returns once no packet can still be using
     /// the old generation, so the next install may overwrite it.
     pub fn install(&mut self, image: &Image) -> Result<u32, ProgramError> {
-        let generation = self.active.map_or(0, |g| 1 - g);
+        let seq = self.seq.wrapping_add(1);
+        let generation = seq & 1;
         self.retire(generation)?;
         let g = generation as usize;
 
@@ -261,19 +264,14 @@ impl Director {
                     .map_err(map_err(name::INTERVALS))?;
             }
         }
-        {
-            let mut bt = self.array::<maps::BindTable>(name::BIND_TABLE)?;
-            for (b, &table) in image.bind_tables.iter().enumerate() {
-                bt.set(b as u32 * GENS + generation, maps::BindTable { table }, 0)
-                    .map_err(map_err(name::BIND_TABLE))?;
-            }
-        }
         let (mut keys_v4, mut keys_v6) = (Vec::new(), Vec::new());
         for (c, &first) in image.classes.iter().zip(&image.class_first) {
             let value = maps::Class {
                 first,
                 count: c.intervals.len() as u16,
                 any_port_bind: c.any_port_bind,
+                any_port_table: crate::image::table_of(&image.bind_tables, c.any_port_bind),
+                pad: 0,
             };
             if c.v6 {
                 let key = trie_key::<20>(generation, c);
@@ -301,8 +299,9 @@ impl Director {
 
         // The cut-over.
         self.array::<maps::State>(name::STATE)?
-            .set(0, maps::State { generation }, 0)
+            .set(0, maps::State { seq }, 0)
             .map_err(map_err(name::STATE))?;
+        self.seq = seq;
         self.active = Some(generation);
         wait_for_readers();
         Ok(generation)
