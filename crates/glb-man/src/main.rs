@@ -26,7 +26,7 @@ struct Page {
     extra: &'static [(&'static str, &'static [&'static str])],
 }
 
-const SEE_ALSO_ALL: &str = "glb-director(8), glb-director-cli(1), glb-director-pcap(1), glb-healthcheck(8), glb-redirect(8); /usr/share/doc/glb-*/ for the operator's guides.";
+const SEE_ALSO_ALL: &str = "glb-director(8), glb-director-xdp(8), xdp-root-shim(8), glb-director-cli(1), glb-director-pcap(1), glb-healthcheck(8), glb-redirect(8); /usr/share/doc/glb-*/ for the operator's guides.";
 
 fn pages() -> Vec<Page> {
     vec![
@@ -63,6 +63,64 @@ fn pages() -> Vec<Page> {
                         "dpdk-devbind(8) for binding NICs to vfio-pci.",
                     ],
                 ),
+            ],
+        },
+        Page {
+            cmd: glb_director_xdp::cli::DirectorArgs::command(),
+            section: "8",
+            extra: &[
+                (
+                    "SIGNALS",
+                    &[
+                        "=> SIGUSR1 | Re-read the forwarding table into the maps' unused generation and switch every frame to it at once. A table that does not load is logged and the current one keeps serving (systemctl reload glb-director-xdp).",
+                        "=> SIGTERM, SIGINT | Leave the root array slots (or detach from the interfaces), remove the pid file and the xdpcap pin, and exit cleanly.",
+                    ],
+                ),
+                (
+                    "FILES",
+                    &[
+                        "=> /etc/default/glb-director-xdp | GLB_DIRECTOR_XDP_ROOT_PATHS, GLB_DIRECTOR_XDP_CONFIG_FILE, GLB_DIRECTOR_XDP_FORWARDING_TABLE, GLB_DIRECTOR_XDP_BPF_PROGRAM, GLB_DIRECTOR_XDP_EXTRA_ARGS.",
+                        "=> /etc/glb/director.conf | The director's configuration (JSON), shared with glb-director; lcores and flow_paths may be absent.",
+                        "=> /etc/glb/forwarding_table.bin | The binary forwarding table, compiled by glb-director-cli build-config (with glb-healthcheck: /etc/glb/forwarding_table.checked.bin).",
+                        "=> /usr/share/glb-director-xdp/glb_encap.o | The XDP program.",
+                        "=> /sys/fs/bpf/xdp_root_array@IFACE | A root array pinned by xdp-root-shim.",
+                    ],
+                ),
+                (
+                    "ENVIRONMENT",
+                    &[
+                        "=> RUST_LOG | Log filter (e.g. glb_director_xdp=debug); overrides --debug.",
+                        "=> NOTIFY_SOCKET | Set by systemd: READY=1 is sent once the program is in service.",
+                    ],
+                ),
+                (
+                    "SEE ALSO",
+                    &[
+                        SEE_ALSO_ALL,
+                        "xdpcap(1) for capturing frames with their verdicts.",
+                    ],
+                ),
+            ],
+        },
+        Page {
+            cmd: glb_director_xdp::cli::ShimArgs::command(),
+            section: "8",
+            extra: &[
+                (
+                    "SIGNALS",
+                    &[
+                        "=> SIGTERM, SIGINT | Detach from the interface, remove the pin and exit cleanly.",
+                    ],
+                ),
+                (
+                    "FILES",
+                    &[
+                        "=> /etc/default/xdp-root-shim | BPFFS_INTERFACE_PREFIX, the pin path without the interface name (xdp-root-shim@IFACE.service pins at ${BPFFS_INTERFACE_PREFIX}IFACE).",
+                        "=> /usr/share/xdp-root-shim/tailcall.o | The root program.",
+                        "=> /usr/share/xdp-root-shim/passer.o | An XDP program that passes every frame, for the peers of veth interfaces (XDP_TX on a veth is dropped unless its peer has an XDP program).",
+                    ],
+                ),
+                ("SEE ALSO", &[SEE_ALSO_ALL]),
             ],
         },
         Page {
@@ -265,6 +323,8 @@ mod tests {
             "glb-director-cli-route.1",
             "glb-healthcheck.8",
             "glb-redirect.8",
+            "glb-director-xdp.8",
+            "xdp-root-shim.8",
         ] {
             assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
         }
@@ -276,5 +336,7 @@ mod tests {
         assert!(read("glb-redirect.8").contains(r"\-\-stats\-file"));
         assert!(read("glb-director-cli-route.1").contains(r"\-\-src\-ip"));
         assert!(read("glb-director-cli.1").contains("build\\-config"));
+        assert!(read("glb-director-xdp.8").contains(r"\-\-xdp\-root\-path"));
+        assert!(read("xdp-root-shim.8").contains("BPFFS_PIN_PATH"));
     }
 }
