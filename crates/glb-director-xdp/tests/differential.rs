@@ -1,4 +1,5 @@
-//! The XDP program against glb-core's packet path: 100,000 frames —
+//! The XDP program against glb-core's packet path (`path::process_one`,
+//! a frame in, a verdict and the output bytes out): 100,000 frames —
 //! well-formed ones for every kind of bind, then the same cut off at
 //! every offset, bit-flipped, with odd header lengths, IPv6 extension
 //! headers, ICMP errors quoting cut-off packets — must get the same
@@ -14,7 +15,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use glb_core::ForwardingTables;
 use glb_core::encap::{EncapParams, Encapsulator};
 use glb_core::flowhash::HashFields;
-use glb_core::route::{Decision, Forwarder, RouteOptions};
+use glb_core::path::{HEADROOM, OwnedFrame, Verdict, process_one};
+use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::{TableFile, compile};
 use glb_core::wire::ethernet;
 use glb_director_xdp::test_run::{self, action, action_name};
@@ -335,26 +337,21 @@ fn frames(seed: u64, count: usize) -> Vec<Vec<u8>> {
     out
 }
 
-/// What glb-core's packet path does with a frame.
+/// What glb-core's packet path does with a frame: its verdict as XDP
+/// would give it, and the frame it leaves.
 fn reference(fwd: &Forwarder, params: EncapParams, frame: &[u8]) -> (u32, Option<Vec<u8>>) {
-    match fwd.route_frame(frame) {
-        Decision::Unclassified => (action::PASS, Some(frame.to_vec())),
-        Decision::RouteFailed { .. } => (action::DROP, None),
-        Decision::Forward(route) => {
-            // The program's source MAC: the address the frame was sent to.
-            let mut src = [0u8; 6];
-            src.copy_from_slice(&frame[..6]);
-            let enc = Encapsulator::new(EncapParams {
-                src_mac: ethernet::Address(src),
-                ..params
-            });
-            let mut buf = vec![0u8; 128];
-            buf.extend_from_slice(frame);
-            match enc.encapsulate(&mut buf, 128, &route) {
-                Ok((s, l)) => (action::TX, Some(buf[s..s + l].to_vec())),
-                Err(_) => (action::DROP, None),
-            }
-        }
+    // The program's source MAC: the address the frame was sent to.
+    let mut src = [0u8; 6];
+    src.copy_from_slice(&frame[..6]);
+    let enc = Encapsulator::new(EncapParams {
+        src_mac: ethernet::Address(src),
+        ..params
+    });
+    let mut buf = OwnedFrame::new(frame, HEADROOM);
+    match process_one(fwd, &enc, &mut buf) {
+        Verdict::Forward(_) => (action::TX, Some(buf.frame().to_vec())),
+        Verdict::Unclassified => (action::PASS, Some(frame.to_vec())),
+        Verdict::RouteFailed { .. } | Verdict::EncapFailed { .. } => (action::DROP, None),
     }
 }
 

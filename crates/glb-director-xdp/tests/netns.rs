@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use glb_core::encap::{EncapParams, Encapsulator};
-use glb_core::route::{Decision, Forwarder, RouteOptions};
+use glb_core::path::{HEADROOM, OwnedFrame, Verdict, process_one};
+use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director_xdp::objects;
@@ -264,19 +265,19 @@ fn expected(rig: &Rig, table: &[u8], frame: &[u8]) -> Vec<u8> {
         ..RouteOptions::default()
     };
     let fwd = Forwarder::new(&file, options);
-    let Decision::Forward(route) = fwd.route_frame(frame) else {
-        panic!("glb-core does not forward the test frame")
-    };
     let enc = Encapsulator::new(EncapParams {
         dst_mac: ethernet::Address(rig.vp_mac),
         src_mac: ethernet::Address(rig.vd_mac),
         src_ip: DIRECTOR_IP,
         udp_checksum: true,
     });
-    let mut buf = vec![0u8; 64];
-    buf.extend_from_slice(frame);
-    let (s, l) = enc.encapsulate(&mut buf, 64, &route).unwrap();
-    buf[s..s + l].to_vec()
+    let mut buf = OwnedFrame::new(frame, HEADROOM);
+    let v = process_one(&fwd, &enc, &mut buf);
+    assert!(
+        matches!(v, Verdict::Forward(_)),
+        "glb-core does not forward the test frame: {v:?}"
+    );
+    buf.frame().to_vec()
 }
 
 #[test]
