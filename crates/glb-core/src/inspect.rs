@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::flowhash::FlowKey;
-use crate::wire::{ethernet, icmp, ip_proto, ipv4, ipv6, ports};
+use crate::wire::{ethernet, icmp, ip, ip_proto, ipv4, ipv6, ports};
 
 /// What a packet offers for classification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,54 +182,18 @@ fn inspect_ipv4(bytes: &[u8]) -> Inspection {
     let Ok(ip) = ipv4::Packet::new_header_checked(bytes) else {
         return Inspection::NONE;
     };
-    let ip_len = usize::from(ip.total_len());
     let mut out = Inspection {
         lookup: Lookup::None,
         flow: UNSPEC_FLOW,
         flow_hint: 0,
         gue_proto: ip_proto::IPV4,
         ip_offset: ethernet::HEADER_LEN,
-        ip_len,
+        ip_len: usize::from(ip.total_len()),
         complete: ip.is_complete(),
         flow_complete: true,
     };
-    // A later fragment carries no transport header; what sits where the
-    // ports would be is payload.
-    if ip.frag_offset() != 0 {
-        return out;
-    }
-    let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
-    let l4 = ip.payload();
-    match ip.protocol() {
-        proto @ (ip_proto::TCP | ip_proto::UDP) => {
-            if let Ok(p) = ports::Ports::new_checked(l4) {
-                transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
-            }
-        }
-        ip_proto::ICMP => match (l4.first(), l4.get(1)) {
-            (Some(&icmp::V4_DEST_UNREACHABLE), Some(&icmp::V4_CODE_FRAG_NEEDED)) => {
-                let Ok(msg) = icmp::Packet::new_checked(l4) else {
-                    return out;
-                };
-                let Ok(quoted) = ipv4::Packet::new_header_checked(msg.data()) else {
-                    return out;
-                };
-                let rest = &msg.data()[quoted.header_len()..];
-                icmp_error(
-                    &mut out,
-                    dst,
-                    IpAddr::V4(quoted.src_addr()),
-                    IpAddr::V4(quoted.dst_addr()),
-                    rest,
-                );
-            }
-            (Some(&icmp::V4_ECHO_REQUEST), _) => {
-                echo(&mut out, src, dst, ip.ident());
-                out.flow_complete = l4.len() >= icmp::HEADER_LEN;
-            }
-            _ => {}
-        },
-        _ => {}
+    if let Ok(w) = ip::walk_v4(&ip) {
+        classify_walk(&mut out, &w, ip.ident());
     }
     out
 }
@@ -248,40 +212,33 @@ fn inspect_ipv6(bytes: &[u8]) -> Inspection {
         complete: ip.is_complete(),
         flow_complete: true,
     };
-    let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
-    let l4 = ip.payload();
-    match ip.next_header() {
-        proto @ (ip_proto::TCP | ip_proto::UDP) => {
-            if let Ok(p) = ports::Ports::new_checked(l4) {
-                transport(&mut out, proto, src, dst, p.src_port(), p.dst_port());
-            }
-        }
-        ip_proto::ICMPV6 => match l4.first() {
-            Some(&icmp::V6_PACKET_TOO_BIG) => {
-                let Ok(msg) = icmp::Packet::new_checked(l4) else {
-                    return out;
-                };
-                let Ok(quoted) = ipv6::Packet::new_header_checked(msg.data()) else {
-                    return out;
-                };
-                let rest = &msg.data()[ipv6::HEADER_LEN..];
-                icmp_error(
-                    &mut out,
-                    dst,
-                    IpAddr::V6(quoted.src_addr()),
-                    IpAddr::V6(quoted.dst_addr()),
-                    rest,
-                );
-            }
-            Some(&icmp::V6_ECHO_REQUEST) => {
-                echo(&mut out, src, dst, ip.flow_label() as u16);
-                out.flow_complete = l4.len() >= icmp::HEADER_LEN;
-            }
-            _ => {}
-        },
-        _ => {}
+    if let Ok(w) = ip::walk_v6(&ip) {
+        classify_walk(&mut out, &w, ip.flow_label() as u16);
     }
     out
+}
+
+/// Fills in what the walk found; `echo_hint` is the flow hint of an echo
+/// request (IPv4 identification, low bits of the IPv6 flow label).
+fn classify_walk(out: &mut Inspection, w: &ip::Walk<'_>, echo_hint: u16) {
+    match w.transport {
+        ip::Transport::Tcp(l4) | ip::Transport::Udp(l4) => {
+            let proto = if matches!(w.transport, ip::Transport::Tcp(_)) {
+                ip_proto::TCP
+            } else {
+                ip_proto::UDP
+            };
+            if let Ok(p) = ports::Ports::new_checked(l4) {
+                transport(out, proto, w.src, w.dst, p.src_port(), p.dst_port());
+            }
+        }
+        ip::Transport::IcmpError(q) => icmp_error(out, w.dst, q.src, q.dst, q.rest),
+        ip::Transport::IcmpEcho(msg) => {
+            echo(out, w.src, w.dst, echo_hint);
+            out.flow_complete = msg.len() >= icmp::HEADER_LEN;
+        }
+        ip::Transport::IcmpOther(_) | ip::Transport::Fragment | ip::Transport::Other(_) => {}
+    }
 }
 
 fn transport(out: &mut Inspection, proto: u8, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) {

@@ -13,7 +13,7 @@
 
 use std::net::Ipv4Addr;
 
-use glb_core::wire::{checksum, gue, icmp, ip_proto, ipv4};
+use glb_core::wire::{gue, icmp, ip_proto, ipv4};
 
 /// Which encapsulation the proxy expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +67,15 @@ pub fn echo_request(
         dont_frag: true,
     };
     ip.emit(&mut ipv4::Packet::new_unchecked(&mut *inner));
-    let msg = &mut inner[ipv4::HEADER_LEN..];
-    msg[0] = icmp::V4_ECHO_REQUEST;
-    msg[1] = 0;
-    msg[4..6].copy_from_slice(&ident.to_be_bytes());
-    msg[6..8].copy_from_slice(&seq.to_be_bytes());
-    msg[icmp::HEADER_LEN..].copy_from_slice(payload);
-    let sum = checksum::checksum(msg);
-    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    icmp::Repr::EchoRequest {
+        ident,
+        seq_no: seq,
+        data: payload,
+    }
+    .emit(&mut icmp::Packet::new_unchecked(
+        &mut inner[ipv4::HEADER_LEN..],
+    ))
+    .expect("the buffer was sized for the message");
     out
 }
 

@@ -9,13 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use glb_core::wire::{self, gue, icmp, ip_proto, ipv4, ipv6, ports};
-
-/// Minimum TCP header: the flags live in byte 13 and we want the fixed
-/// header whole before trusting them.
-const TCP_MIN_HEADER: usize = 20;
-const TCP_FLAGS: usize = 13;
-const TCP_SYN: u8 = 0x02;
+use glb_core::wire::{self, Malformed, gue, icmp, ip, ip_proto, ipv4, ipv6, ports, tcp};
 
 /// A TCP connection as the local stack names it: this host's side first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,32 +117,28 @@ pub enum Verdict {
 /// Validates the GLB GUE header (SPEC §11 step 1) and classifies the
 /// inner packet (steps 2 and the lookup half of 3).
 pub fn classify(gue_payload: &[u8]) -> Result<Parsed, DropReason> {
-    let g = match gue::Packet::new_checked(gue_payload) {
-        Ok(g) => g,
-        Err(wire::Error::Truncated) => return Err(DropReason::Truncated),
-        Err(wire::Error::Malformed(_)) => return Err(DropReason::BadGueHeader),
-    };
-    if g.hlen() < 1 {
-        return Err(DropReason::BadGueHeader);
-    }
-    if usize::from(g.hlen()) != usize::from(g.hop_count()) + 1 {
-        return Err(DropReason::BadHopCount);
-    }
+    let g = gue::Packet::new_checked_glb(gue_payload).map_err(|e| match e {
+        wire::Error::Truncated => DropReason::Truncated,
+        wire::Error::Malformed(Malformed::GueHopCount) => DropReason::BadHopCount,
+        wire::Error::Malformed(Malformed::GueProtocol) => DropReason::UnknownProtocol,
+        wire::Error::Malformed(_) => DropReason::BadGueHeader,
+    })?;
     let protocol = g.protocol();
-    let inner_offset = g.header_len();
     let inner = g.payload();
-    let (inner_len, class) = match protocol {
-        ip_proto::IPV4 => classify_v4(inner)?,
-        ip_proto::IPV6 => classify_v6(inner)?,
-        _ => return Err(DropReason::UnknownProtocol),
+    let (inner_len, walk) = if protocol == ip_proto::IPV4 {
+        let ip = ipv4::Packet::new_checked(inner).map_err(wire_drop)?;
+        (usize::from(ip.total_len()), ip::walk_v4(&ip))
+    } else {
+        let ip = ipv6::Packet::new_checked(inner).map_err(wire_drop)?;
+        (ip.total_len(), ip::walk_v6(&ip))
     };
     Ok(Parsed {
-        inner_offset,
+        inner_offset: g.header_len(),
         inner_len,
         protocol,
         next_hop: g.next_hop(),
         hop_count: g.hop_count(),
-        class,
+        class: class_of(&walk.map_err(wire_drop)?)?,
     })
 }
 
@@ -159,80 +149,37 @@ fn wire_drop(e: wire::Error) -> DropReason {
     }
 }
 
-fn classify_v4(bytes: &[u8]) -> Result<(usize, Class), DropReason> {
-    let ip = ipv4::Packet::new_checked(bytes).map_err(wire_drop)?;
-    let len = usize::from(ip.total_len());
-    if ip.frag_offset() != 0 {
-        return Err(DropReason::InnerFragment);
+/// Steps 2 and 3 of SPEC §11 on the walked inner packet.
+fn class_of(w: &ip::Walk<'_>) -> Result<Class, DropReason> {
+    match w.transport {
+        ip::Transport::Tcp(l4) => tcp(l4, w.src, w.dst),
+        ip::Transport::Udp(_) => Ok(Class::Local(LocalReason::Udp)),
+        ip::Transport::IcmpEcho(msg) | ip::Transport::IcmpOther(msg) => {
+            if msg.len() < icmp::HEADER_LEN {
+                return Err(DropReason::Truncated);
+            }
+            Ok(Class::Local(LocalReason::Icmp))
+        }
+        ip::Transport::IcmpError(q) => quoted_flow(q.protocol, q.rest, q.src, q.dst),
+        ip::Transport::Fragment => Err(DropReason::InnerFragment),
+        ip::Transport::Other(_) => Err(DropReason::UnsupportedInner),
     }
-    let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
-    let l4 = ip.payload();
-    let class = match ip.protocol() {
-        ip_proto::TCP => tcp(l4, src, dst)?,
-        ip_proto::UDP => Class::Local(LocalReason::Udp),
-        ip_proto::ICMP => {
-            let msg = icmp::Packet::new_checked(l4).map_err(wire_drop)?;
-            if (msg.msg_type(), msg.msg_code())
-                != (icmp::V4_DEST_UNREACHABLE, icmp::V4_CODE_FRAG_NEEDED)
-            {
-                Class::Local(LocalReason::Icmp)
-            } else {
-                let quoted = ipv4::Packet::new_header_checked(msg.data()).map_err(wire_drop)?;
-                let rest = msg.data().get(quoted.header_len()..).unwrap_or(&[]);
-                quoted_flow(
-                    quoted.protocol(),
-                    rest,
-                    IpAddr::V4(quoted.src_addr()),
-                    IpAddr::V4(quoted.dst_addr()),
-                )?
-            }
-        }
-        _ => return Err(DropReason::UnsupportedInner),
-    };
-    Ok((len, class))
-}
-
-fn classify_v6(bytes: &[u8]) -> Result<(usize, Class), DropReason> {
-    let ip = ipv6::Packet::new_checked(bytes).map_err(wire_drop)?;
-    let len = ip.total_len();
-    let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
-    let l4 = ip.payload();
-    let class = match ip.next_header() {
-        ip_proto::TCP => tcp(l4, src, dst)?,
-        ip_proto::UDP => Class::Local(LocalReason::Udp),
-        ip_proto::ICMPV6 => {
-            let msg = icmp::Packet::new_checked(l4).map_err(wire_drop)?;
-            if msg.msg_type() != icmp::V6_PACKET_TOO_BIG {
-                Class::Local(LocalReason::Icmp)
-            } else {
-                let quoted = ipv6::Packet::new_header_checked(msg.data()).map_err(wire_drop)?;
-                let rest = msg.data().get(ipv6::HEADER_LEN..).unwrap_or(&[]);
-                quoted_flow(
-                    quoted.next_header(),
-                    rest,
-                    IpAddr::V6(quoted.src_addr()),
-                    IpAddr::V6(quoted.dst_addr()),
-                )?
-            }
-        }
-        _ => return Err(DropReason::UnsupportedInner),
-    };
-    Ok((len, class))
 }
 
 fn tcp(l4: &[u8], src: IpAddr, dst: IpAddr) -> Result<Class, DropReason> {
-    if l4.len() < TCP_MIN_HEADER {
+    // The fixed header must be whole before its flags are trusted.
+    if l4.len() < tcp::HEADER_LEN {
         return Err(DropReason::Truncated);
     }
-    if l4[TCP_FLAGS] & TCP_SYN != 0 {
+    let seg = tcp::Packet::new_unchecked(l4);
+    if seg.syn() {
         return Ok(Class::Local(LocalReason::Syn));
     }
-    let p = ports::Ports::new_checked(l4).map_err(wire_drop)?;
     Ok(Class::Lookup(SocketKey {
         local: dst,
-        local_port: p.dst_port(),
+        local_port: seg.dst_port(),
         remote: src,
-        remote_port: p.src_port(),
+        remote_port: seg.src_port(),
     }))
 }
 

@@ -10,14 +10,12 @@
 
 use std::net::Ipv4Addr;
 
-use glb_core::wire::{checksum, gue, ip_proto, ipv4, udp};
+use glb_core::wire::{gue, ip_proto, ipv4, udp};
 
 /// Bytes of outer header written in front of the GUE payload.
 pub const OUTER_LEN: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
 
 /// Offset of the `next_hop` byte in the GUE header.
-const NEXT_HOP_AT: usize = 6;
-
 /// The outer header fields of a forwarded packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outer {
@@ -60,7 +58,7 @@ pub fn build(frame: &mut [u8], outer: &Outer) -> Result<(), BuildError> {
     let udp_len = total - ipv4::HEADER_LEN as u16;
 
     let (ip_bytes, rest) = frame.split_at_mut(ipv4::HEADER_LEN);
-    rest[udp::HEADER_LEN + NEXT_HOP_AT] = rest[udp::HEADER_LEN + NEXT_HOP_AT].wrapping_add(1);
+    next_hop_along(&mut rest[udp::HEADER_LEN..]);
 
     let mut ip = ipv4::Packet::new_unchecked(ip_bytes);
     ipv4::Repr {
@@ -78,21 +76,15 @@ pub fn build(frame: &mut [u8], outer: &Outer) -> Result<(), BuildError> {
         ip.fill_checksum();
     }
 
-    {
-        let mut u = udp::Packet::new_unchecked(&mut rest[..udp::HEADER_LEN]);
-        u.set_src_port(outer.src_port);
-        u.set_dst_port(outer.dst_port);
-        u.set_len(udp_len);
-        u.set_checksum(0);
+    let mut u = udp::Packet::new_unchecked(rest);
+    udp::Repr {
+        src_port: outer.src_port,
+        dst_port: outer.dst_port,
     }
+    .emit(&mut u, udp_len - udp::HEADER_LEN as u16)
+    .map_err(|_| BuildError::TooShort)?;
     if outer.udp_checksum {
-        let sum = checksum::pseudo_header_v4(outer.src, outer.dst, ip_proto::UDP, udp_len);
-        let mut c = !checksum::fold(checksum::add(sum, rest));
-        // Zero means "no checksum" in UDP over IPv4.
-        if c == 0 {
-            c = 0xffff;
-        }
-        udp::Packet::new_unchecked(&mut rest[..udp::HEADER_LEN]).set_checksum(c);
+        u.fill_checksum_v4(outer.src, outer.dst);
     }
     Ok(())
 }
@@ -112,30 +104,29 @@ pub fn rewrite_in_place(packet: &mut [u8], hop: Ipv4Addr) -> Result<(), BuildErr
     ip.set_dst_addr(hop);
     ip.fill_checksum();
     let seg = &mut packet[ihl..total];
-    if seg.len() < udp::HEADER_LEN + gue::GLB_HEADER_LEN {
+    let mut u = udp::Packet::new_checked(seg).map_err(|_| BuildError::TooShort)?;
+    if usize::from(u.len()) < udp::HEADER_LEN + gue::GLB_HEADER_LEN {
         return Err(BuildError::TooShort);
     }
-    let udp_len = usize::from(u16::from_be_bytes([seg[4], seg[5]]));
-    if udp_len < udp::HEADER_LEN + gue::GLB_HEADER_LEN || udp_len > seg.len() {
-        return Err(BuildError::TooShort);
-    }
-    let seg = &mut seg[..udp_len];
-    seg[udp::HEADER_LEN + NEXT_HOP_AT] = seg[udp::HEADER_LEN + NEXT_HOP_AT].wrapping_add(1);
-    if seg[6..8] != [0, 0] {
-        seg[6..8].fill(0);
-        let sum = checksum::pseudo_header_v4(here, hop, ip_proto::UDP, udp_len as u16);
-        let mut c = !checksum::fold(checksum::add(sum, seg));
-        if c == 0 {
-            c = 0xffff;
-        }
-        seg[6..8].copy_from_slice(&c.to_be_bytes());
+    let udp_len = usize::from(u.len());
+    next_hop_along(&mut u.payload_mut()[..udp_len - udp::HEADER_LEN]);
+    if u.checksum() != 0 {
+        u.fill_checksum_v4(here, hop);
     }
     Ok(())
+}
+
+/// Moves the GLB header's next-hop index on by one (the packet goes to
+/// the hop it named). `gue` holds at least the GLB header.
+fn next_hop_along(gue: &mut [u8]) {
+    let mut g = gue::Packet::new_unchecked(gue);
+    g.set_next_hop(g.next_hop().wrapping_add(1));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use glb_testkit::checksum::transport_v4;
 
     fn outer(udp_checksum: bool) -> Outer {
         Outer {
@@ -174,13 +165,9 @@ mod tests {
         assert_eq!(frame[28 + 6], 1);
         assert_eq!(&frame[28 + 7..], &GUE[7..]);
         // A valid UDP checksum sums (with the pseudo-header) to all ones.
-        let sum = checksum::pseudo_header_v4(
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-            17,
-            24,
-        );
-        assert_eq!(checksum::fold(checksum::add(sum, &frame[20..])), 0xffff);
+        // Checked with the test kit's checksum, not the code under test.
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(transport_v4(a, b, 17, &frame[20..]), 0);
         assert_ne!(&frame[26..28], &[0, 0]);
     }
 
@@ -214,13 +201,9 @@ mod tests {
         assert_eq!(&p[4..6], &[0x12, 0x34]);
         assert!(ipv4::Packet::new_checked(&p[..]).unwrap().verify_checksum());
         assert_eq!(p[28 + 6], 1);
-        let sum = checksum::pseudo_header_v4(
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-            17,
-            24,
-        );
-        assert_eq!(checksum::fold(checksum::add(sum, &p[20..])), 0xffff);
+        // Checked with the test kit's checksum, not the code under test.
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(transport_v4(a, b, 17, &p[20..]), 0);
 
         // A packet sent without a UDP checksum keeps none.
         let mut p = received([0, 0]);

@@ -204,13 +204,8 @@ fn gue_of(packet: &[u8]) -> Result<(&[u8], Option<Ipv4Addr>), DropReason> {
     if ip.protocol() != ip_proto::UDP || ip.frag_offset() != 0 {
         return Err(DropReason::BadGueHeader);
     }
-    let (dst, ihl) = (ip.dst_addr(), ip.header_len());
-    let udp_len = udp::Packet::new_checked(ip.payload())
-        .map_err(|_| DropReason::Truncated)?
-        .len();
-    // Both lengths were checked against the buffer above.
-    let gue = &packet[ihl + udp::HEADER_LEN..ihl + usize::from(udp_len)];
-    Ok((gue, Some(dst)))
+    let udp = udp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::Truncated)?;
+    Ok((udp.payload(), Some(ip.dst_addr())))
 }
 
 /// A bound netfilter queue.

@@ -123,10 +123,12 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn ethertype(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
+}
 
+impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
     /// Everything after the header.
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+    pub fn payload(&self) -> &'a [u8] {
+        &T::as_ref(self.buffer)[HEADER_LEN..]
     }
 }
 

@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Result, array, be16, ip_proto, put16};
+use super::{Error, Malformed, Result, array, be16, ip_proto, put16};
 
 /// The UDP port GLB sends GUE to ("LB" + 1).
 pub const PORT: u16 = 19523;
@@ -70,10 +70,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         if b[field::VER_C_HLEN] >> 6 != 0 {
-            return Err(Error::Malformed("GUE version is not 0"));
+            return Err(Error::Malformed(Malformed::GueVersion));
         }
         if b[field::VER_C_HLEN] & 0x20 != 0 {
-            return Err(Error::Malformed("GUE control message"));
+            return Err(Error::Malformed(Malformed::GueControl));
         }
         let p = Packet { buffer };
         if p.header_len() > p.buffer.as_ref().len() {
@@ -95,15 +95,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// [`Packet::new_checked_glb`]).
     pub fn check_glb(&self) -> Result<()> {
         if self.hlen() < 1 {
-            return Err(Error::Malformed("GUE header carries no GLB private data"));
+            return Err(Error::Malformed(Malformed::GueNoPrivateData));
         }
         if usize::from(self.hlen()) != usize::from(self.hop_count()) + 1 {
-            return Err(Error::Malformed("GUE hlen does not equal hop count + 1"));
+            return Err(Error::Malformed(Malformed::GueHopCount));
         }
         if !matches!(self.protocol(), ip_proto::IPV4 | ip_proto::IPV6) {
-            return Err(Error::Malformed(
-                "GUE inner protocol is neither IPv4 nor IPv6",
-            ));
+            return Err(Error::Malformed(Malformed::GueProtocol));
         }
         Ok(())
     }
@@ -181,10 +179,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn hops(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         (0..self.hop_slots()).filter_map(move |i| self.hop(i))
     }
+}
 
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// The encapsulated packet after the header.
-    pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
+    pub fn payload(&self) -> &'a [u8] {
+        let b = T::as_ref(self.buffer);
         &b[self.header_len().min(b.len())..]
     }
 }
@@ -257,7 +257,7 @@ impl Repr<'_> {
     /// hops are listed or the buffer is too short.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
         if self.hops.len() > MAX_HOPS {
-            return Err(Error::Malformed("more than 30 GUE hops"));
+            return Err(Error::Malformed(Malformed::GueTooManyHops));
         }
         if packet.buffer.as_ref().len() < self.header_len() {
             return Err(Error::Truncated);

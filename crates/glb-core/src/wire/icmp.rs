@@ -7,7 +7,7 @@
 //! sequence number), then data — for errors, as much of the offending
 //! packet as fits.
 
-use super::{Error, Result, be16, be32};
+use super::{Error, Result, be16, be32, checksum, put16};
 
 /// Length of the header before the data (type, code, checksum, and the
 /// four type-specific bytes).
@@ -85,10 +85,139 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn rest_of_header(&self) -> u32 {
         be32(self.buffer.as_ref(), 4)
     }
+}
 
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// Everything after the header: for errors, the quoted packet.
-    pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+    pub fn data(&self) -> &'a [u8] {
+        &T::as_ref(self.buffer)[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the type.
+    pub fn set_msg_type(&mut self, v: u8) {
+        self.buffer.as_mut()[0] = v;
+    }
+
+    /// Sets the code.
+    pub fn set_msg_code(&mut self, v: u8) {
+        self.buffer.as_mut()[1] = v;
+    }
+
+    /// Sets the echo identifier.
+    pub fn set_echo_ident(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), 4, v);
+    }
+
+    /// Sets the echo sequence number.
+    pub fn set_echo_seq_no(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), 6, v);
+    }
+
+    /// Everything after the header, mutable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+
+    /// Computes and stores the ICMPv4 checksum over the whole message
+    /// (ICMPv6 also covers a pseudo-header, which GLB never writes).
+    pub fn fill_checksum_v4(&mut self) {
+        put16(self.buffer.as_mut(), 2, 0);
+        let c = checksum::checksum(self.buffer.as_ref());
+        put16(self.buffer.as_mut(), 2, c);
+    }
+}
+
+/// An ICMPv4 message as GLB's health checker sends and reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repr<'a> {
+    /// Echo request (type 8).
+    EchoRequest {
+        /// Identifier.
+        ident: u16,
+        /// Sequence number.
+        seq_no: u16,
+        /// The data echoed back.
+        data: &'a [u8],
+    },
+    /// Echo reply (type 0).
+    EchoReply {
+        /// Identifier.
+        ident: u16,
+        /// Sequence number.
+        seq_no: u16,
+        /// The data of the request.
+        data: &'a [u8],
+    },
+    /// Any other type and code.
+    Other {
+        /// Type.
+        msg_type: u8,
+        /// Code.
+        msg_code: u8,
+    },
+}
+
+impl<'a> Repr<'a> {
+    /// Reads an ICMPv4 message; the data is borrowed from the buffer.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> Repr<'a> {
+        let (ident, seq_no, data) = (packet.echo_ident(), packet.echo_seq_no(), packet.data());
+        match (packet.msg_type(), packet.msg_code()) {
+            (V4_ECHO_REQUEST, 0) => Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            },
+            (V4_ECHO_REPLY, 0) => Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            },
+            (msg_type, msg_code) => Repr::Other { msg_type, msg_code },
+        }
+    }
+
+    /// Bytes the message takes.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Repr::EchoRequest { data, .. } | Repr::EchoReply { data, .. } => {
+                HEADER_LEN + data.len()
+            }
+            Repr::Other { .. } => HEADER_LEN,
+        }
+    }
+
+    /// Writes the message, checksum included, into the start of
+    /// `packet`'s buffer, which must hold [`Repr::buffer_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
+        if packet.buffer.as_ref().len() < self.buffer_len() {
+            return Err(Error::Truncated);
+        }
+        let (ty, code) = match *self {
+            Repr::EchoRequest { .. } => (V4_ECHO_REQUEST, 0),
+            Repr::EchoReply { .. } => (V4_ECHO_REPLY, 0),
+            Repr::Other { msg_type, msg_code } => (msg_type, msg_code),
+        };
+        packet.set_msg_type(ty);
+        packet.set_msg_code(code);
+        if let Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        }
+        | Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        } = *self
+        {
+            packet.set_echo_ident(ident);
+            packet.set_echo_seq_no(seq_no);
+            packet.data_mut()[..data.len()].copy_from_slice(data);
+        }
+        packet.fill_checksum_v4();
+        Ok(())
     }
 }
 
@@ -105,5 +234,31 @@ mod tests {
         assert_eq!(p.rest_of_header() & 0xffff, 1380);
         assert_eq!(p.data(), &[0x45]);
         assert_eq!(Packet::new_checked(&b[..7]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn echo_round_trip() {
+        let repr = Repr::EchoRequest {
+            ident: 0x1234,
+            seq_no: 7,
+            data: b"abcd",
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        // The health checker's probe message, as captured.
+        assert_eq!(
+            buf,
+            [
+                0x08, 0x00, 0x20, 0xfe, 0x12, 0x34, 0x00, 0x07, b'a', b'b', b'c', b'd'
+            ]
+        );
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(Repr::parse(&p), repr);
+        buf[0] = 0;
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert!(matches!(
+            Repr::parse(&p),
+            Repr::EchoReply { data: b"abcd", .. }
+        ));
     }
 }

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Result, array, be16, checksum, put16};
+use super::{Error, Malformed, Result, array, be16, checksum, put16};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -56,9 +56,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let p = Self::new_header_checked(buffer)?;
         let total = usize::from(p.total_len());
         if total < p.header_len() {
-            return Err(Error::Malformed(
-                "IPv4 total length shorter than its header",
-            ));
+            return Err(Error::Malformed(Malformed::Ipv4TotalLen));
         }
         if total > p.buffer.as_ref().len() {
             return Err(Error::Truncated);
@@ -77,11 +75,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         if b[field::VER_IHL] >> 4 != 4 {
-            return Err(Error::Malformed("IP version is not 4"));
+            return Err(Error::Malformed(Malformed::IpVersion(4)));
         }
         let ihl = usize::from(b[field::VER_IHL] & 0x0f) * 4;
         if ihl < HEADER_LEN {
-            return Err(Error::Malformed("IPv4 IHL below 5"));
+            return Err(Error::Malformed(Malformed::Ipv4HeaderLen));
         }
         if ihl > b.len() {
             return Err(Error::Truncated);
@@ -176,20 +174,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         checksum::fold(checksum::add(0, &b[..n])) == 0xffff
     }
 
-    /// The payload: from the end of the header to the total length, cut
-    /// short at the end of the buffer. Empty when the total length is
-    /// smaller than the header.
-    pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let start = self.header_len().min(b.len());
-        let end = usize::from(self.total_len()).clamp(start, b.len());
-        &b[start..end]
-    }
-
     /// Whether the whole packet (its total length) is inside the buffer.
     pub fn is_complete(&self) -> bool {
         let total = usize::from(self.total_len());
         total >= self.header_len() && total <= self.buffer.as_ref().len()
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The payload: from the end of the header to the total length, cut
+    /// short at the end of the buffer. Empty when the total length is
+    /// smaller than the header.
+    pub fn payload(&self) -> &'a [u8] {
+        let b = T::as_ref(self.buffer);
+        let start = self.header_len().min(b.len());
+        let end = usize::from(self.total_len()).clamp(start, b.len());
+        &b[start..end]
     }
 }
 
@@ -282,6 +282,21 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// Reads a checked view (options, if any, are not part of a Repr).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Repr {
+        Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: packet
+                .total_len()
+                .saturating_sub(packet.header_len() as u16),
+            ttl: packet.ttl(),
+            ident: packet.ident(),
+            dont_frag: packet.dont_frag(),
+        }
+    }
+
     /// Writes a 20-byte header with a valid checksum into the start of
     /// `packet`'s buffer, which must hold at least [`HEADER_LEN`] bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
@@ -341,6 +356,10 @@ mod tests {
         };
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, HDR);
+        assert_eq!(
+            Repr::parse(&Packet::new_header_checked(&HDR[..]).unwrap()),
+            repr
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Error, Result, array, be16, be32};
+use super::{Error, Malformed, Result, array, be16, be32, put16};
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
@@ -49,7 +49,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         if b[field::VER_TC_FLOW] >> 4 != 6 {
-            return Err(Error::Malformed("IP version is not 6"));
+            return Err(Error::Malformed(Malformed::IpVersion(6)));
         }
         Ok(Packet { buffer })
     }
@@ -105,16 +105,96 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::DST))
     }
 
-    /// The payload, cut short at the end of the buffer.
-    pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let end = self.total_len().min(b.len());
-        &b[HEADER_LEN.min(end)..end]
-    }
-
     /// Whether the whole packet is inside the buffer.
     pub fn is_complete(&self) -> bool {
         self.total_len() <= self.buffer.as_ref().len()
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+    /// The payload, cut short at the end of the buffer.
+    pub fn payload(&self) -> &'a [u8] {
+        let b = T::as_ref(self.buffer);
+        let end = self.total_len().min(b.len());
+        &b[HEADER_LEN.min(end)..end]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets version 6, traffic class 0 and the flow label.
+    pub fn set_version_and_flow_label(&mut self, label: u32) {
+        let w = 0x6000_0000 | (label & 0x000f_ffff);
+        self.buffer.as_mut()[..4].copy_from_slice(&w.to_be_bytes());
+    }
+
+    /// Sets the payload length.
+    pub fn set_payload_len(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), field::PAYLOAD_LEN, v);
+    }
+
+    /// Sets the next header.
+    pub fn set_next_header(&mut self, v: u8) {
+        self.buffer.as_mut()[field::NEXT_HEADER] = v;
+    }
+
+    /// Sets the hop limit.
+    pub fn set_hop_limit(&mut self, v: u8) {
+        self.buffer.as_mut()[field::HOP_LIMIT] = v;
+    }
+
+    /// Sets the source address.
+    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
+        self.buffer.as_mut()[field::SRC..field::SRC + 16].copy_from_slice(&a.octets());
+    }
+
+    /// Sets the destination address.
+    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
+        self.buffer.as_mut()[field::DST..field::DST + 16].copy_from_slice(&a.octets());
+    }
+}
+
+/// The fields of an IPv6 fixed header, for reading and writing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    /// Source address.
+    pub src_addr: Ipv6Addr,
+    /// Destination address.
+    pub dst_addr: Ipv6Addr,
+    /// Next header (the payload protocol).
+    pub next_header: u8,
+    /// Payload length in bytes.
+    pub payload_len: u16,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Flow label (20 bits).
+    pub flow_label: u32,
+}
+
+impl Repr {
+    /// Reads a checked view.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Repr {
+        Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            next_header: packet.next_header(),
+            payload_len: packet.payload_len(),
+            hop_limit: packet.hop_limit(),
+            flow_label: packet.flow_label(),
+        }
+    }
+
+    /// Writes the 40-byte header into the start of `packet`'s buffer.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
+        if packet.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        packet.set_version_and_flow_label(self.flow_label);
+        packet.set_payload_len(self.payload_len);
+        packet.set_next_header(self.next_header);
+        packet.set_hop_limit(self.hop_limit);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+        Ok(())
     }
 }
 
@@ -165,5 +245,19 @@ mod tests {
             Packet::new_header_checked(&v4[..]),
             Err(Error::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn repr_round_trip() {
+        let b = bytes();
+        let p = Packet::new_checked(&b[..]).unwrap();
+        let repr = Repr::parse(&p);
+        assert_eq!(
+            (repr.next_header, repr.payload_len, repr.flow_label),
+            (6, 20, 0x5a5a5)
+        );
+        let mut out = vec![0u8; HEADER_LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..])).unwrap();
+        assert_eq!(out, b[..HEADER_LEN]);
     }
 }

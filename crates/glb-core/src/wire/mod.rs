@@ -15,8 +15,10 @@
 //! * [`ipv4`] — IPv4 headers.
 //! * [`ipv6`] — IPv6 fixed headers.
 //! * [`ports`] — the source/destination port pair that starts TCP and UDP headers.
+//! * [`tcp`] — TCP headers (ports, sequence numbers, flags).
 //! * [`udp`] — UDP headers.
 //! * [`icmp`] — ICMPv4 and ICMPv6 messages, including the quoted packet of errors.
+//! * [`ip`] — the walk from an IP header to its transport or quoted packet.
 //! * [`gue`] — Generic UDP Encapsulation with GLB's private data (hop list).
 //! * [`checksum`] — the Internet checksum.
 
@@ -24,9 +26,11 @@ pub mod checksum;
 pub mod ethernet;
 pub mod gue;
 pub mod icmp;
+pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ports;
+pub mod tcp;
 pub mod udp;
 
 /// Why a buffer could not be viewed as a header.
@@ -35,9 +39,48 @@ pub enum Error {
     /// The buffer ends before the header (or the length it announces) does.
     #[error("truncated")]
     Truncated,
-    /// A field holds a value the format does not allow; the text says which.
+    /// A field holds a value the format does not allow.
     #[error("malformed: {0}")]
-    Malformed(&'static str),
+    Malformed(Malformed),
+}
+
+/// Which rule a header breaks, so callers can tell one from another
+/// (glb-redirect counts some of them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// The IP version nibble is not the one the view reads.
+    #[error("IP version is not {0}")]
+    IpVersion(u8),
+    /// An IPv4 header length (IHL) below 5 words.
+    #[error("IPv4 IHL below 5")]
+    Ipv4HeaderLen,
+    /// An IPv4 total length shorter than the header.
+    #[error("IPv4 total length shorter than its header")]
+    Ipv4TotalLen,
+    /// A UDP length shorter than the UDP header.
+    #[error("UDP length shorter than its header")]
+    UdpLen,
+    /// A TCP data offset below 5 words.
+    #[error("TCP data offset below 5")]
+    TcpHeaderLen,
+    /// A GUE version other than 0.
+    #[error("GUE version is not 0")]
+    GueVersion,
+    /// A GUE control message (C bit set).
+    #[error("GUE control message")]
+    GueControl,
+    /// A GUE header without GLB's private data word (`hlen` 0).
+    #[error("GUE header carries no GLB private data")]
+    GueNoPrivateData,
+    /// `hlen` is not `hop_count + 1`.
+    #[error("GUE hlen does not equal hop count + 1")]
+    GueHopCount,
+    /// A GUE inner protocol other than IPv4 (4) or IPv6 (41).
+    #[error("GUE inner protocol is neither IPv4 nor IPv6")]
+    GueProtocol,
+    /// More hops than a GUE header can list.
+    #[error("more than 30 GUE hops")]
+    GueTooManyHops,
 }
 
 /// Result of a view constructor.
