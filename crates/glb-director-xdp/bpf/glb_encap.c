@@ -884,11 +884,19 @@ int glb_encap(struct xdp_md *ctx)
 		return finish(ctx, c, XDP_DROP);
 	}
 	/* Our own address: the interface's, when the loader named it, else
-	 * the one the frame was sent to. Copied before the headers move. */
+	 * the one the frame was sent to. Copied before the headers move. The
+	 * loader names interfaces before the program is in service, so what
+	 * the map says of an interface is remembered per CPU. */
 	__u8 src_mac[ETH_ALEN];
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct glb_mac *port_mac = bpf_map_lookup_elem(&glb_port_macs, &ifindex);
-	__builtin_memcpy(src_mac, port_mac ? port_mac->addr : eth, ETH_ALEN);
+	if (m->port_plus1 != ifindex + 1) {
+		struct glb_mac *port_mac = bpf_map_lookup_elem(&glb_port_macs, &ifindex);
+		m->port_plus1 = ifindex + 1;
+		m->mac_known = port_mac != 0;
+		if (port_mac)
+			__builtin_memcpy(m->mac, port_mac->addr, ETH_ALEN);
+	}
+	__builtin_memcpy(src_mac, m->mac_known ? m->mac : eth, ETH_ALEN);
 
 	if (encapsulate(ctx, &f, &r, st, src_mac, c))
 		return finish(ctx, c, XDP_DROP);

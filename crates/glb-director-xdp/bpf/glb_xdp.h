@@ -168,7 +168,12 @@ struct glb_memo {
 	__u16 bind;
 	__u16 pad2;
 	__u32 table;
-	__u32 pad3;
+	/* The receiving interface of the last frame sent back, plus one (0:
+	 * none yet), and whether glb_port_macs named its address (mac). */
+	__u32 port_plus1;
+	__u8 mac[6];
+	__u8 mac_known;
+	__u8 pad3;
 };
 
 /* Per CPU: the classification memo and the outcome counters. */

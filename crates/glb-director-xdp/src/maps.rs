@@ -230,8 +230,14 @@ pub struct Memo {
     pub pad2: u16,
     /// The bind's table.
     pub table: u32,
+    /// The last receiving interface, plus one.
+    pub port_plus1: u32,
+    /// Its address, when known.
+    pub mac: [u8; 6],
+    /// Whether `mac` is known.
+    pub mac_known: u8,
     /// Zero.
-    pub pad3: u32,
+    pub pad3: u8,
 }
 
 /// `struct glb_counters`: per CPU.
