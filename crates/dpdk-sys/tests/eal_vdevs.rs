@@ -6,6 +6,9 @@
 //! in that case (`cargo build -p dpdk-sys --example dpdk_selftest`).
 
 use std::path::{Path, PathBuf};
+
+use glb_testkit::netns::require_root;
+use glb_testkit::pcap::{read_pcap, write_pcap};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,65 +90,6 @@ fn two_lcores() -> String {
     } else {
         "--lcores=0@0,1@0".into()
     }
-}
-
-fn require_root(what: &str) {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the process's effective uid.
-    let euid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
-    assert_eq!(
-        euid, 0,
-        "{what} needs root (network namespaces, tap devices)"
-    );
-}
-
-// --- pcap files (classic libpcap format, little-endian) ----------------
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]); // thiszone, sigfigs
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    for (i, f) in frames.iter().enumerate() {
-        out.extend_from_slice(&(i as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(f);
-    }
-    std::fs::write(path, out).expect("write input pcap");
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).expect("read output pcap");
-    assert!(
-        data.len() >= 24,
-        "{} is shorter than a pcap header",
-        path.display()
-    );
-    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
-    assert!(
-        magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d,
-        "{}: not a little-endian pcap (magic {magic:#x})",
-        path.display()
-    );
-    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap()) as usize;
-    assert_eq!(u32_at(20), 1, "link type must be Ethernet");
-    let mut frames = Vec::new();
-    let mut off = 24;
-    while off < data.len() {
-        assert!(off + 16 <= data.len(), "truncated record header at {off}");
-        let (caplen, origlen) = (u32_at(off + 8), u32_at(off + 12));
-        assert_eq!(caplen, origlen, "frame {} was truncated", frames.len());
-        off += 16;
-        assert!(off + caplen <= data.len(), "truncated frame at {off}");
-        frames.push(data[off..off + caplen].to_vec());
-        off += caplen;
-    }
-    frames
 }
 
 fn input_frames() -> Vec<Vec<u8>> {

@@ -12,7 +12,6 @@
 mod director_support;
 
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -624,11 +623,8 @@ fn statsd_metrics_arrive_with_plausible_counts() {
 #[test]
 fn ready_notification_reaches_notify_socket() {
     let tmp = tempfile::tempdir().unwrap();
-    let notify_path = tmp.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let (notify_path, notify) =
+        glb_testkit::notify::listener(tmp.path(), Duration::from_millis(200));
     let config = tmp.path().join("director.conf");
     std::fs::write(&config, dist_config(9)).unwrap();
     let table_json_path = tmp.path().join("table.json");
@@ -650,10 +646,8 @@ fn ready_notification_reaches_notify_socket() {
     let d = Director::spawn(cmd);
     let recv = |want: &str| {
         let end = Instant::now() + PATIENCE;
-        let mut buf = [0u8; 4096];
         while Instant::now() < end {
-            if let Ok(n) = notify.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(msg) = glb_testkit::notify::next(&notify) {
                 if msg.lines().any(|l| l == want) {
                     return msg;
                 }

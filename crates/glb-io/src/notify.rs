@@ -52,18 +52,13 @@ pub fn watchdog_interval() -> Option<Duration> {
 #[allow(unsafe_code)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixDatagram;
 
     /// One test touches the environment, so nothing else in this crate's
     /// tests reads NOTIFY_SOCKET concurrently.
     #[test]
     fn sends_only_when_a_manager_listens() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let listener = UnixDatagram::bind(&path).unwrap();
-        listener
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let (path, listener) = glb_testkit::notify::listener(dir.path(), Duration::from_secs(10));
         // SAFETY: this crate's only test that reads or writes the
         // environment; nothing else runs concurrently with it here.
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
@@ -72,11 +67,14 @@ mod tests {
         unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
         assert!(ready().unwrap());
         assert!(stopping().unwrap());
-        let mut buf = [0u8; 256];
-        let n = listener.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1\n");
-        let n = listener.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"STOPPING=1\n");
+        assert_eq!(
+            glb_testkit::notify::next(&listener).as_deref(),
+            Some("READY=1")
+        );
+        assert_eq!(
+            glb_testkit::notify::next(&listener).as_deref(),
+            Some("STOPPING=1")
+        );
         // SAFETY: as above.
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
     }

@@ -517,9 +517,7 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     require_root_and_ip();
     let ns = Netns::create(unique_prefix("life"));
     let tmp = tempfile::tempdir().unwrap();
-    let notify_path = tmp.path().join("notify");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (notify_path, notify) = glb_testkit::notify::listener(tmp.path(), PATIENCE);
     let statsd = ns.enter(|| UdpSocket::bind("127.0.0.1:0").unwrap());
     statsd.set_read_timeout(Some(PATIENCE)).unwrap();
     let statsd_addr = statsd.local_addr().unwrap().to_string();
@@ -530,9 +528,12 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
         &["--tun", "glbr0", "--statsd", &statsd_addr],
         &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
     );
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("READY=1 from the daemon");
-    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim_end(), "READY=1");
+    let next = || glb_testkit::notify::next(&notify);
+    assert_eq!(
+        next().as_deref(),
+        Some("READY=1"),
+        "READY=1 from the daemon"
+    );
     ns.ip(&["link", "show", "glbr0"]);
 
     // One runt datagram, so there is a counter to report.
@@ -545,8 +546,11 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     let pid = libc::pid_t::try_from(d.child.id()).unwrap();
     // SAFETY: kill only sends a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let n = notify.recv(&mut buf).expect("STOPPING=1 from the daemon");
-    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim_end(), "STOPPING=1");
+    assert_eq!(
+        next().as_deref(),
+        Some("STOPPING=1"),
+        "STOPPING=1 from the daemon"
+    );
     let status = d.child.wait().unwrap();
     assert!(
         status.success(),

@@ -8,7 +8,6 @@
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use glb_redirect::counters::Counter;
@@ -20,17 +19,7 @@ const PROXY: Ipv4Addr = Ipv4Addr::new(10, 203, 1, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 44);
 
 fn require_iptables() {
-    let ok = Command::new("iptables")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the NFQUEUE test needs the `iptables` command (Debian package iptables)"
-    );
+    glb_testkit::netns::require_command("iptables", &["--version"], "iptables");
 }
 
 /// Collects datagrams arriving on `sock` until `want` arrived, then waits

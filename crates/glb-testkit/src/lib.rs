@@ -9,6 +9,7 @@
 //! * [`table`] — binary tables compiled for a test and read back by offset.
 //! * [`netns`] — network namespaces and veth pairs removed on drop, root
 //!   checks, commands.
+//! * [`notify`] — a stand-in for systemd's notification socket.
 //! * [`rawsock`] — raw `AF_PACKET` sockets (the only `unsafe` here).
 //! * [`pcap`] — classic pcap files.
 #![allow(missing_docs)]
@@ -17,6 +18,7 @@ pub mod checksum;
 pub mod conformance;
 pub mod frames;
 pub mod netns;
+pub mod notify;
 pub mod pcap;
 pub mod rawsock;
 pub mod siphash;

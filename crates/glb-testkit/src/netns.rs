@@ -17,6 +17,21 @@ pub fn require_root(what: &str) {
     );
 }
 
+/// Requires `program args...` to run and succeed (e.g. `ip -V`), so a
+/// test that needs a tool says which Debian package to install.
+pub fn require_command(program: &str, args: &[&str], package: &str) {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs the `{program}` command (Debian package {package})"
+    );
+}
+
 /// A name unique to this test process and call.
 pub fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

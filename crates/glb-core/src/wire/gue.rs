@@ -48,19 +48,12 @@ pub const fn header_len(hops: usize) -> usize {
     GLB_HEADER_LEN + 4 * hops
 }
 
-/// A view of a GUE header and its payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a GUE header and its payload.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than the header.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
     /// Wraps a buffer holding a GUE data message: version 0, C bit clear,
     /// and the whole header (`4 + 4 × hlen` bytes) inside the buffer.
     /// GLB's own rules are checked by [`Packet::check_glb`].
@@ -104,11 +97,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed(Malformed::GueProtocol));
         }
         Ok(())
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// GUE version (0 on a checked view).

@@ -35,19 +35,12 @@ mod field {
     pub const DST: usize = 16;
 }
 
-/// A view of an IPv4 header and the packet behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an IPv4 header and the packet behind it.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than the header.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
     /// Wraps a buffer holding a complete packet: version 4, an IHL of at
     /// least 5, the header (options included) inside the buffer, and a
     /// total length that covers the header and fits in the buffer. Bytes
@@ -85,11 +78,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The bytes of the wrapped buffer, from the start of the header.

@@ -17,19 +17,12 @@ mod field {
     pub const DST: usize = 24;
 }
 
-/// A view of an IPv6 fixed header and the packet behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an IPv6 fixed header and the packet behind it.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than the header.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
     /// Wraps a buffer holding a complete packet: version 6 and the header
     /// plus the announced payload inside the buffer (trailing bytes are
     /// allowed).
@@ -52,11 +45,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed(Malformed::IpVersion(6)));
         }
         Ok(Packet { buffer })
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// IP version (6 on a checked view).

@@ -22,6 +22,32 @@
 //! * [`gue`] — Generic UDP Encapsulation with GLB's private data (hop list).
 //! * [`checksum`] — the Internet checksum.
 
+/// Declares a view type over a byte buffer with what every view shares —
+/// the struct, `new_unchecked` and `into_inner` — so each module only
+/// adds its checked constructor and its fields.
+macro_rules! view {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking it; accessors may panic
+            /// when it is shorter than the header.
+            pub const fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            /// The wrapped buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod checksum;
 pub mod ethernet;
 pub mod gue;

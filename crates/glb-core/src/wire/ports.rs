@@ -6,19 +6,12 @@ use super::{Error, Result, be16};
 /// Length of the port pair.
 pub const LEN: usize = 4;
 
-/// A view of the first four bytes of a TCP or UDP header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ports<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of the first four bytes of a TCP or UDP header.
+    Ports
 }
 
 impl<T: AsRef<[u8]>> Ports<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than four bytes.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ports { buffer }
-    }
-
     /// Wraps a buffer holding at least the two ports.
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < LEN {

@@ -41,19 +41,12 @@ mod field {
     pub const WINDOW: usize = 14;
 }
 
-/// A view of a TCP header and its payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a TCP header and its payload.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than the header.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
     /// Wraps a buffer holding a whole header, options included: at least
     /// 20 bytes and a data offset of at least 5 words that fits.
     pub fn new_checked(buffer: T) -> Result<Self> {

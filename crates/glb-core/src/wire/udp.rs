@@ -14,19 +14,12 @@ mod field {
     pub const CHECKSUM: usize = 6;
 }
 
-/// A view of a UDP header and its payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a UDP header and its payload.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it; accessors may panic when it is
-    /// shorter than the header.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
     /// Wraps a buffer holding a whole datagram: a length field of at least
     /// 8 that fits in the buffer.
     pub fn new_checked(buffer: T) -> Result<Self> {
@@ -42,11 +35,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(Packet { buffer })
-    }
-
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.

@@ -39,17 +39,7 @@ pub fn require_root_and_ip() {
         euid, 0,
         "these tests create network namespaces, TUN devices and raw sockets: run them as root"
     );
-    let ok = Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the `ip` command (Debian package iproute2) is needed and was not found"
-    );
+    glb_testkit::netns::require_command("ip", &["-V"], "iproute2");
     assert!(
         Path::new("/dev/net/tun").exists(),
         "/dev/net/tun is missing: the kernel needs TUN support (CONFIG_TUN)"
