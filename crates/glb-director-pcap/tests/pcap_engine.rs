@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use glb_testkit::conformance;
+use glb_testkit::pcap::{Flavour, read_records, write_records};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_glb-director-pcap"))
@@ -162,28 +163,19 @@ fn bad_inputs_fail_cleanly_without_output() {
 #[test]
 fn reads_other_pcap_flavours() {
     let case = case0();
-    let input = std::fs::read(case.join("input.pcap")).unwrap();
-    // Rewrite the input as big-endian with nanosecond timestamps.
-    let mut be = Vec::new();
-    be.extend_from_slice(&0xa1b2_3c4du32.to_be_bytes());
-    be.extend_from_slice(&2u16.to_be_bytes());
-    be.extend_from_slice(&4u16.to_be_bytes());
-    be.extend_from_slice(&[0; 8]);
-    be.extend_from_slice(&262_144u32.to_be_bytes());
-    be.extend_from_slice(&1u32.to_be_bytes());
-    let mut off = 24;
-    while off < input.len() {
-        let w = |o: usize| u32::from_le_bytes(input[o..o + 4].try_into().unwrap());
-        let (s, us, cl, ol) = (w(off), w(off + 4), w(off + 8), w(off + 12));
-        for v in [s, us * 1000, cl, ol] {
-            be.extend_from_slice(&v.to_be_bytes());
-        }
-        be.extend_from_slice(&input[off + 16..off + 16 + cl as usize]);
-        off += 16 + cl as usize;
-    }
     let dir = tempfile::tempdir().unwrap();
     let inp = dir.path().join("be.pcap");
-    std::fs::write(&inp, &be).unwrap();
+    // The input rewritten as big-endian with nanosecond timestamps.
+    let mut records = read_records(&case.join("input.pcap"));
+    for r in &mut records {
+        r.ts_frac *= 1000;
+    }
+    let flavour = Flavour {
+        big_endian: true,
+        nanos: true,
+        snaplen: 262_144,
+    };
+    write_records(&inp, &records, flavour);
     let out = dir.path().join("out.pcap");
     let run = bin()
         .arg("--config-file")
@@ -207,33 +199,40 @@ fn reads_other_pcap_flavours() {
     assert_eq!(got[4..24], want[4..24]);
     assert_eq!(got.len(), want.len());
     // Same frames; every stamp carried over in nanoseconds.
-    let records = |b: &[u8]| {
-        let mut v = Vec::new();
-        let mut off = 24;
-        while off < b.len() {
-            let w = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-            let len = w(off + 8) as usize;
-            v.push((w(off), w(off + 4), b[off + 16..off + 16 + len].to_vec()));
-            off += 16 + len;
-        }
-        v
-    };
-    let (got, want) = (records(&got), records(&want));
+    let (got, want) = (
+        read_records(&out),
+        read_records(&case.join("expected.pcap")),
+    );
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!((g.0, g.1), (w.0, w.1 * 1000), "record {i} stamp");
-        assert!(g.2 == w.2, "record {i} frame differs");
+        assert_eq!(
+            (g.ts_sec, g.ts_frac),
+            (w.ts_sec, w.ts_frac * 1000),
+            "record {i} stamp"
+        );
+        assert!(g.data == w.data, "record {i} frame differs");
     }
 }
 
-/// Writing to a device such as /dev/null writes through it; it must never
-/// be replaced by a rename.
+/// Writing to a FIFO (or a device such as /dev/null) writes through it;
+/// it must never be replaced by a rename. A FIFO in the test's own folder
+/// stands for both: tests never write at host paths.
 #[test]
 fn device_outputs_are_written_in_place() {
     use std::os::unix::fs::FileTypeExt;
     let case = case0();
     let dir = tempfile::tempdir().unwrap();
     let verdicts = dir.path().join("v.txt");
+    let fifo = dir.path().join("out.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfifo (coreutils) is needed to make a FIFO for this test"
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
     let run = bin()
         .arg("--config-file")
         .arg(case.join("config.json"))
@@ -242,7 +241,7 @@ fn device_outputs_are_written_in_place() {
         .arg("--pcap-file")
         .arg(case.join("input.pcap"))
         .arg("--output")
-        .arg("/dev/null")
+        .arg(&fifo)
         .arg("--verdicts")
         .arg(&verdicts)
         .output()
@@ -252,11 +251,15 @@ fn device_outputs_are_written_in_place() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let m = std::fs::metadata("/dev/null").unwrap();
-    assert!(
-        m.file_type().is_char_device(),
-        "/dev/null is no longer a device"
+    let through = reader.join().unwrap();
+    let want = std::fs::read(case.join("expected.pcap")).unwrap();
+    assert_eq!(
+        through.len(),
+        want.len(),
+        "the capture went through the FIFO"
     );
+    let m = std::fs::metadata(&fifo).unwrap();
+    assert!(m.file_type().is_fifo(), "the FIFO was replaced by a file");
     let want = std::fs::read_to_string(case.join("expected.verdicts.txt")).unwrap();
     assert_eq!(std::fs::read_to_string(&verdicts).unwrap(), want);
 }
