@@ -51,18 +51,21 @@ protocol bgp to_user {
 EOF
 }
 
-bird_director_conf() { # DIRECTOR(glb-director1|glb-director2) [LOGFILE]
+# The director announces the VIP only while its glb-director runs: the
+# package's BIRD snippet learns the route that glb-director.service (or the
+# example's supervisor) keeps while the director is up.
+bird_director_conf() { # DIRECTOR(glb-director1|glb-director2) SNIPPET [LOGFILE]
     cat <<EOF
-# ${1#glb-}: announce the VIP to the router.
+# ${1#glb-}: announce the VIP to the router while glb-director runs.
 router id ${DC_IP[$1]};
-$(bird_log_line "${2:-}")
+$(bird_log_line "${3:-}")
 protocol device { scan time 5; }
-protocol static vip { ipv4; route $VIP/32 blackhole; }
+include "$2";
 protocol bgp to_router {
     local ${DC_IP[$1]} as $AS_DIRECTORS;
     neighbor $ROUTER_DC_IP as $AS_ROUTER;
     hold time 9; keepalive time 3; connect retry time 2;
-    ipv4 { import none; export where net = $VIP/32; };
+    ipv4 { import none; export where glb_director_vip() && net = $VIP/32; };
 }
 EOF
 }
@@ -161,5 +164,7 @@ director_default() { # IFACE LCORES FILE-PREFIX
 GLB_DIRECTOR_EAL_ARGS="--no-huge --no-shconf -m 256 --no-pci --no-telemetry --file-prefix $3 --lcores=$2 --vdev=net_af_packet0,iface=$1"
 GLB_DIRECTOR_CONFIG_FILE=/etc/glb/director.conf
 GLB_DIRECTOR_FORWARDING_TABLE=/etc/glb/forwarding_table.checked.bin
+GLB_DIRECTOR_ANNOUNCE=auto
+GLB_DIRECTOR_ANNOUNCE_TABLE=1952
 EOF
 }

@@ -1,28 +1,38 @@
 #!/usr/bin/env bash
-# Provision one VM of the Vagrant example (run by Vagrant as root):
+# Provision one host of the example (run as root by Vagrant in a VM, or
+# by `script/example up --hosts` in a container booting systemd):
 #   provision.sh user|router|director1|director2|proxy1|proxy2
 # Files and addresses come from /glb/script/example-lib.sh, the same
 # helpers script/example uses; GLB itself comes from the Debian packages in
-# /glb/target/debian.
+# $GLB_DEBS (default /glb/target/debian). GLB_EXAMPLE_LCORES sets the
+# director's DPDK lcores (default 0@0,1@1,2@1).
 set -euo pipefail
 role=$1
 GLB=${GLB_SOURCE:-/glb}
+DEBS=${GLB_DEBS:-$GLB/target/debian}
 # shellcheck source=../script/example-lib.sh
 . "$GLB/script/example-lib.sh"
 
 export DEBIAN_FRONTEND=noninteractive
 say() { echo "==> $role: $*"; }
 
+# Debian packages that are not installed yet (the containers' root
+# filesystem has them all: they have no network to fetch from).
 apt_install() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 glb_debs() { # PACKAGE...: the newest built .deb of each
     local p f
     for p in "$@"; do
-        f=$(ls -t "$GLB"/target/debian/"${p}"_*.deb 2>/dev/null | head -1)
-        [ -n "$f" ] || { echo "no $p package in $GLB/target/debian: run script/build-packages on the host first" >&2; exit 1; }
+        f=$(ls -t "$DEBS/${p}"_*.deb 2>/dev/null | head -1)
+        [ -n "$f" ] || { echo "no $p package in $DEBS: run script/build-packages on the host first" >&2; exit 1; }
         echo "$f"
     done
 }
@@ -83,7 +93,7 @@ net.ipv4.fib_multipath_hash_policy = 1
 net.ipv4.conf.all.send_redirects = 0
 net.ipv4.conf.default.send_redirects = 0
 CONF
-    sysctl -q --system
+    sysctl -q -p /etc/sysctl.d/60-glb-example.conf
     network_unit "$(no_offload_cmd "$(iface_of "$ROUTER_USER_IP")"); $(no_offload_cmd "$(iface_of "$ROUTER_DC_IP")")"
     bird_setup "$(bird_router_conf)"
     ;;
@@ -104,14 +114,25 @@ director1 | director2)
     director_conf "$name" "$gw_mac" >/etc/glb/director.conf
     forwarding_table_src active active >/etc/glb/forwarding_table.src.json
     healthcheck_conf glb-director-cli "systemctl reload glb-director" >/etc/glb/healthcheck.conf
-    director_default "$ifc" "0@0,1@1,2@1" glb-director >/etc/default/glb-director
+    director_default "$ifc" "${GLB_EXAMPLE_LCORES:-0@0,1@1,2@1}" glb-director >/etc/default/glb-director
+    # DPDK locks memory (LimitMEMLOCK=infinity): where this host may not
+    # raise its limit (a container without CAP_SYS_RESOURCE), keep the one it has.
+    mkdir -p /etc/systemd/system/glb-director.service.d
+    capbnd=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
+    if [ "$(ulimit -Hl)" != unlimited ] && [ $(((0x$capbnd >> 24) & 1)) = 0 ]; then # CAP_SYS_RESOURCE
+        printf '[Service]\nLimitMEMLOCK=%s\n' "$(($(ulimit -Hl) * 1024))" \
+            >/etc/systemd/system/glb-director.service.d/memlock.conf
+    else
+        rm -f /etc/systemd/system/glb-director.service.d/memlock.conf
+    fi
+    systemctl daemon-reload
 
     systemctl restart glb-healthcheck.service
     for _ in $(seq 30); do [ -s /etc/glb/forwarding_table.checked.json ] && break; sleep 1; done
     glb-director-cli build-config /etc/glb/forwarding_table.checked.json /etc/glb/forwarding_table.checked.bin
     systemctl enable glb-director.service >/dev/null
     systemctl restart glb-director.service
-    bird_setup "$(bird_director_conf "$name")"
+    bird_setup "$(bird_director_conf "$name" /usr/share/glb-director/bird.conf)"
     ;;
 proxy1 | proxy2)
     name=glb-$role
@@ -127,6 +148,7 @@ proxy1 | proxy2)
     nginx_server_conf /var/www/glb >/etc/nginx/sites-available/glb-example
     rm -f /etc/nginx/sites-enabled/default
     ln -sf /etc/nginx/sites-available/glb-example /etc/nginx/sites-enabled/glb-example
+    systemctl enable nginx.service >/dev/null
     systemctl restart nginx.service glb-redirect.service
     ;;
 *)
