@@ -1,11 +1,13 @@
+# shellcheck shell=bash
 # The example's six hosts as containers booting systemd (script/example
 # up --hosts). Sourced by script/example, after script/lib.sh.
 #
 # Each host is `systemd-nspawn -b` on an overlay of one root filesystem that
 # mmdebstrap builds from Debian's packages and that is cached under
-# $EXAMPLE_CACHE, keyed by its package list. A container joins the network
-# namespace script/example wires for that host, so the network is the
-# namespaces example's, byte for byte. vagrant/provision.sh, the Vagrant
+# $EXAMPLE_CACHE, keyed by its package list. Each container gets a network
+# namespace of its own (--private-network), which is then given the
+# host's name (ip netns attach glb-HOST) and wired by script/example's
+# create_network, so the network is the namespaces example's, byte for byte. vagrant/provision.sh, the Vagrant
 # machines' provisioning, then installs the suite's .debs with apt and
 # configures BIRD, nginx and /etc/glb in each; systemd runs every daemon
 # from its unit.
@@ -15,7 +17,7 @@ HOST_NAMES=(user router director1 director2 proxy1 proxy2)
 
 # What the hosts need besides the suite's packages and their dependencies.
 ROOTFS_PACKAGES=(systemd systemd-sysv dbus iproute2 iputils-ping procps ethtool curl jq
-    bird2 nginx tshark ca-certificates less)
+    bird2 nginx tshark ca-certificates less openssh-server sudo)
 
 HOST_TOOLS=(mmdebstrap:mmdebstrap systemd-nspawn:systemd-container nsenter:util-linux)
 
@@ -91,11 +93,23 @@ deb_dependencies() {
 
 # The cached root filesystem, built when its package list is new.
 ensure_rootfs() { # -> ROOTFS
-    local codename pkgs key sources=() f tmp
+    local codename pkgs key lock
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
     mapfile -t pkgs < <({ printf '%s\n' "${ROOTFS_PACKAGES[@]}"; deb_dependencies; } | sort -u)
     key=$(printf '%s\n' "$codename" "${pkgs[@]}" | sha256sum | cut -c1-16)
     ROOTFS=$EXAMPLE_CACHE/rootfs-$codename-$key
+    mkdir -p "$EXAMPLE_CACHE"
+    # One build at a time (up --hosts and vagrant/build-lxc-box share it).
+    exec {lock}>"$EXAMPLE_CACHE/.rootfs.lock"
+    flock "$lock"
+    build_rootfs "$codename" "${pkgs[@]}"
+    exec {lock}>&-
+}
+
+build_rootfs() { # CODENAME PACKAGE...
+    local codename=$1 sources=() f tmp
+    shift
+    local pkgs=("$@")
     if [ -f "$ROOTFS/.glb-example-complete" ]; then
         say "root filesystem: $ROOTFS (cached)"
         return 0
@@ -105,7 +119,6 @@ ensure_rootfs() { # -> ROOTFS
         [ -f "$f" ] && grep -qw "$codename" "$f" && sources+=("$f")
     done
     [ ${#sources[@]} -gt 0 ] || die "no apt source for $codename in /etc/apt: mmdebstrap needs one"
-    mkdir -p "$EXAMPLE_CACHE"
     tmp=$ROOTFS.tmp
     rm -rf "$tmp"
     say "building the hosts' root filesystem with mmdebstrap ($codename, ${#pkgs[@]} packages; a few minutes, cached in $EXAMPLE_CACHE)"
@@ -121,16 +134,18 @@ ensure_rootfs() { # -> ROOTFS
     unset IFS
     touch "$tmp/.glb-example-complete"
     mv "$tmp" "$ROOTFS"
-    # Older root filesystems (other package lists) are not used any more.
+    # Older root filesystems (other package lists) go, unless a running
+    # example's overlay still uses one.
     for f in "$EXAMPLE_CACHE"/rootfs-*; do
-        [ "$f" = "$ROOTFS" ] || rm -rf "$f"
+        [ "$f" = "$ROOTFS" ] || [ "$f" = "$ROOTFS.tmp" ] || grep -q "lowerdir=$f[,:]" /proc/mounts ||
+            rm -rf "$f"
     done
     say "root filesystem: $ROOTFS"
 }
 
 # An overlay of the cached root filesystem for one host, and its boot.
-container_start() { # HOST NS
-    local host=$1 ns=$2 d root binds=()
+container_start() { # HOST
+    local host=$1 d root binds=()
     d=$(container_dir "$host")
     root=$d/root
     mkdir -p "$d/upper" "$d/work" "$root"
@@ -141,14 +156,25 @@ container_start() { # HOST NS
     # Provisioning reads the checkout (script/example-lib.sh,
     # vagrant/provision.sh) and the .debs, as the Vagrant machines do.
     binds=(--bind-ro="$REPO:/glb" --bind-ro="$(host_debs_dir):/glb-debs")
-    case $host in proxy*) binds+=(--bind-ro="$STATE/www:/var/www/glb") ;; esac
-    # /proc/sys/net stays writable (sysctls of the host's own network
-    # namespace); DPDK locks memory; the daemons manage their interfaces.
-    SYSTEMD_NSPAWN_API_VFS_WRITABLE=network setsid systemd-nspawn --boot --keep-unit --register=no \
-        --directory="$root" --machine="$host" --network-namespace-path="/run/netns/$ns" \
-        --console=passive --capability=CAP_IPC_LOCK,CAP_NET_ADMIN "${binds[@]}" \
-        >"$d/nspawn.log" 2>&1 </dev/null &
+    case $host in
+    proxy*) binds+=(--bind-ro="$STATE/www:/var/www/glb") ;;
+    # DPDK's EAL reads /sys/module (which nspawn leaves out of /sys)
+    director*) binds+=(--bind-ro=/sys/module) ;;
+    esac
+    # The unified cgroup hierarchy inside: with the legacy one of a host
+    # whose PID 1 is not systemd, units fail to restart (219/CGROUP).
+    # DPDK locks memory (CAP_IPC_LOCK).
+    (close_inherited_fds && SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec setsid systemd-nspawn --boot \
+        --keep-unit --register=no --directory="$root" --machine="$host" --private-network \
+        --console=passive --capability=CAP_IPC_LOCK "${binds[@]}") >"$d/nspawn.log" 2>&1 </dev/null &
     echo $! >"$d/nspawn.pid"
+}
+
+# The container's network namespace under the name script/example uses.
+container_attach_netns() { # HOST NS
+    local pid
+    pid=$(container_leader "$1") || return 1
+    ip netns attach "$2" "$pid"
 }
 
 # Until the container's systemd has finished booting.
@@ -172,20 +198,25 @@ container_stop() { # HOST
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$d/nspawn.pid" "$d/leader.pid"
-    if [ -f "$d/mounted" ]; then
-        umount "$d/root" 2>/dev/null || umount -l "$d/root" 2>/dev/null || true
-        rm -f "$d/mounted"
-    fi
+    for _ in $(seq 25); do
+        mountpoint -q "$d/root" || break
+        umount -R "$d/root" 2>/dev/null || sleep 0.2
+    done
+    mountpoint -q "$d/root" && umount -R -l "$d/root" 2>/dev/null
+    mountpoint -q "$d/root" || rm -f "$d/mounted"
 }
 
 containers_down() {
-    local host
+    local host left
     [ -d "$STATE/hosts" ] || return 0
     for host in "${HOST_NAMES[@]}"; do
         [ -d "$STATE/hosts/$host" ] || continue
         container_stop "$host" &
     done
     wait
+    # Never delete through a root filesystem that is still mounted.
+    left=$(findmnt -rn -o TARGET | grep "^$STATE/hosts/" || true)
+    [ -z "$left" ] || die "still mounted, not removed: $left"
     rm -rf "${STATE:?}/hosts"
 }
 

@@ -73,3 +73,16 @@ count_tests() {
              END { print p+0, f+0, s+0 }' "$log"
     fi
 }
+
+# Close every file descriptor above 2 of the current (sub)shell. Run in the
+# subshell that starts a long-lived background process, so it does not keep
+# what its starter holds open: `flock /tmp/glb-host.lock script/example up`
+# must release the lock when `up` ends, not when the daemons do.
+close_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    return 0
+}
