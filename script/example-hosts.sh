@@ -16,7 +16,7 @@ EXAMPLE_CACHE=${GLB_EXAMPLE_CACHE:-/var/cache/glb-example}
 HOST_NAMES=(user router director1 director2 proxy1 proxy2)
 
 # What the hosts need besides the suite's packages and their dependencies.
-ROOTFS_PACKAGES=(systemd systemd-sysv dbus iproute2 iputils-ping procps ethtool curl jq
+ROOTFS_PACKAGES=(systemd systemd-sysv dbus netbase iproute2 iputils-ping procps ethtool curl jq
     bird2 nginx tshark ca-certificates less openssh-server sudo)
 
 HOST_TOOLS=(mmdebstrap:mmdebstrap systemd-nspawn:systemd-container nsenter:util-linux)
@@ -164,10 +164,38 @@ container_start() { # HOST
     # The unified cgroup hierarchy inside: with the legacy one of a host
     # whose PID 1 is not systemd, units fail to restart (219/CGROUP).
     # DPDK locks memory (CAP_IPC_LOCK).
-    (close_inherited_fds && SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec setsid systemd-nspawn --boot \
+    (close_inherited_fds && container_cgroup_enter "$host" && SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec setsid systemd-nspawn --boot \
         --keep-unit --register=no --directory="$root" --machine="$host" --private-network \
         --console=passive --capability=CAP_IPC_LOCK "${binds[@]}") >"$d/nspawn.log" 2>&1 </dev/null &
     echo $! >"$d/nspawn.pid"
+}
+
+# Each container in a cgroup of its own. systemd-nspawn puts the container
+# in "payload" below its own cgroup: started side by side from one cgroup
+# (a host whose PID 1 is not systemd leaves everything in the root one),
+# the containers' systemds would share one tree and trip over each other's
+# units (219/CGROUP, EIO at boot).
+CGROUP_HIERARCHIES=(/sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup)
+
+container_cgroup_enter() { # HOST: move the calling (sub)shell there
+    local h d done=0
+    for h in "${CGROUP_HIERARCHIES[@]}"; do
+        [ -f "$h/cgroup.procs" ] || continue
+        d=$h/glb-example/$1
+        mkdir -p "$d"
+        echo "$BASHPID" >"$d/cgroup.procs"
+        done=1
+    done
+    [ "$done" = 1 ] || { echo "no writable cgroup hierarchy under /sys/fs/cgroup" >&2; return 1; }
+}
+
+container_cgroup_remove() { # HOST
+    local h
+    for h in "${CGROUP_HIERARCHIES[@]}"; do
+        [ -d "$h/glb-example/$1" ] || continue
+        find "$h/glb-example/$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        rmdir "$h/glb-example" 2>/dev/null || true
+    done
 }
 
 # The container's network namespace under the name script/example uses.
@@ -204,6 +232,7 @@ container_stop() { # HOST
     done
     mountpoint -q "$d/root" && umount -R -l "$d/root" 2>/dev/null
     mountpoint -q "$d/root" || rm -f "$d/mounted"
+    container_cgroup_remove "$1"
 }
 
 containers_down() {
