@@ -15,9 +15,11 @@
 EXAMPLE_CACHE=${GLB_EXAMPLE_CACHE:-/var/cache/glb-example}
 HOST_NAMES=(user router director1 director2 proxy1 proxy2)
 
-# What the hosts need besides the suite's packages and their dependencies.
+# What the hosts need besides the suite's packages and their dependencies
+# (sshd, sudo and ifupdown for Vagrant: vagrant/build-lxc-box makes its box
+# from the same root filesystem).
 ROOTFS_PACKAGES=(systemd systemd-sysv dbus netbase iproute2 iputils-ping procps ethtool curl jq
-    bird2 nginx tshark ca-certificates less openssh-server sudo)
+    bird2 nginx tshark ca-certificates less openssh-server sudo ifupdown)
 
 HOST_TOOLS=(mmdebstrap:mmdebstrap systemd-nspawn:systemd-container nsenter:util-linux)
 
