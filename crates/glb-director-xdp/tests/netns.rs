@@ -623,3 +623,48 @@ fn director_in_a_root_shim_slot() {
     assert!(log.contains("detached"), "{log}");
     assert!(!pin.exists(), "the shim removes its pin on exit");
 }
+
+#[test]
+fn generic_mode_with_a_warning_where_the_driver_has_no_xdp() {
+    let rig = Rig::new("xdg");
+    // A bridge: its driver has no native XDP.
+    rig.director_ns
+        .exec(&["ip", "link", "add", "d0", "type", "bridge"]);
+    rig.director_ns.exec(&["ip", "link", "set", "d0", "up"]);
+    let table_path = rig.path("forwarding_table.bin");
+    write_table(&table_path, &table(&TABLE_A));
+    let config = rig.config(9);
+    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
+    let mut director = Daemon::start(
+        &rig,
+        env!("CARGO_BIN_EXE_glb-director-xdp"),
+        &[
+            "--interface=d0",
+            &format!("--config-file={}", config.display()),
+            &format!("--forwarding-table={}", table_path.display()),
+            &format!("--bpf-program={}", objects::built("glb_encap.o").display()),
+            "--xdpcap-hook-path=",
+        ],
+        &notify_path,
+        "director.log",
+    );
+    wait_ready(&notify, &mut director, Duration::from_secs(30));
+    let log = director.log();
+    assert!(
+        log.contains("WARN") && log.contains("generic mode"),
+        "no warning about generic mode:\n{log}"
+    );
+    assert!(
+        log.contains("mode=\"generic\""),
+        "not attached in generic mode:\n{log}"
+    );
+    let out = Command::new("ip")
+        .args(["-n", &rig.director_ns.name, "link", "show", "d0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp"),
+        "no XDP program on d0"
+    );
+    director.stop();
+}
