@@ -74,6 +74,13 @@ bird_setup() { # CONFIG-TEXT
     systemctl restart bird.service
 }
 
+# The host name is the role's: nginx answers with it. (Vagrant sets it on
+# VMs; an LXC container boots with the box's /etc/hostname.)
+if [ "$(hostname)" != "$role" ]; then
+    echo "$role" >/etc/hostname
+    hostname "$role"
+fi
+
 case $role in
 user)
     apt_install ethtool curl
