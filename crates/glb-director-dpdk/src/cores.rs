@@ -54,6 +54,9 @@ pub struct CoreStats {
     pub dropped: AtomicU64,
     /// Set when the core's loop has returned.
     pub exited: AtomicBool,
+    /// Passes of the core's loop so far: the housekeeping thread tells
+    /// systemd's watchdog the director is alive only while this moves.
+    pub passes: AtomicU64,
 }
 
 /// Adds to one of the calling core's own counters.
@@ -62,23 +65,31 @@ fn add(a: &AtomicU64, n: usize) {
     count_on_own_core(a, n as u64);
 }
 
-struct Idle {
+/// The end of every pass of a core loop: publishes the pass (a plain
+/// store to the core's own line) and backs off when there was no work.
+struct Idle<'a> {
     policy: IdlePolicy,
     empty: u32,
     next_sleep: Duration,
+    passes: u64,
+    beat: &'a AtomicU64,
 }
 
-impl Idle {
-    fn new(policy: IdlePolicy) -> Self {
+impl<'a> Idle<'a> {
+    fn new(policy: IdlePolicy, stats: &'a CoreStats) -> Self {
         Idle {
             policy,
             empty: 0,
             next_sleep: policy.sleep,
+            passes: 0,
+            beat: &stats.passes,
         }
     }
 
     #[inline]
     fn after(&mut self, work: usize) {
+        self.passes = self.passes.wrapping_add(1);
+        self.beat.store(self.passes, Ordering::Relaxed);
         if work > 0 {
             self.empty = 0;
             self.next_sleep = self.policy.sleep;
@@ -268,7 +279,7 @@ impl<'a> RtcJob<'a> {
         let stats = self.ctx.stats();
         let mut table = Cache::new(&shared.forwarder);
         let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle);
+        let mut idle = Idle::new(self.ctx.idle, stats);
         let mut batch = MbufBatch::new();
         let mut fwd_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();
@@ -415,7 +426,7 @@ impl<'a> DistributorJob<'a> {
         let shared = Arc::clone(&self.ctx.shared);
         let stats = self.ctx.stats();
         let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle);
+        let mut idle = Idle::new(self.ctx.idle, stats);
         let nw = self.workers.len();
         let mut batch = MbufBatch::new();
         let mut staging: Vec<MbufBatch<'a>> = (0..nw).map(|_| MbufBatch::new()).collect();
@@ -510,7 +521,7 @@ impl<'a> WorkerJob<'a> {
         let stats = self.ctx.stats();
         let mut table = Cache::new(&shared.forwarder);
         let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle);
+        let mut idle = Idle::new(self.ctx.idle, stats);
         let mut batch = MbufBatch::new();
         let mut done_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();

@@ -402,6 +402,15 @@ impl<'eal> Director<'eal> {
             .collect()
     }
 
+    /// Each core's lcore id and loop passes so far.
+    pub fn progress(&self) -> Vec<(u32, u64)> {
+        self.shared
+            .cores
+            .iter()
+            .map(|c| (c.lcore, c.passes.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Queues per port.
     pub fn queues(&self) -> u16 {
         self.plan.queues

@@ -79,6 +79,10 @@ impl Engine for Running<'_, '_> {
         self.metrics.lines(self.director.sample())
     }
 
+    fn progress(&self) -> Vec<(u32, u64)> {
+        self.director.progress()
+    }
+
     fn tick(&mut self) -> Result<(), Failure> {
         let exited = self.director.exited_cores();
         if !exited.is_empty() {

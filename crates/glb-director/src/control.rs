@@ -22,6 +22,10 @@
 //!   127.0.0.1 (best effort).
 //! * `READY=1` is sent once the loop starts, after the engine logged that
 //!   it runs; `STOPPING=1` when it ends.
+//! * When the unit sets `WatchdogSec=`, `WATCHDOG=1` goes out every half
+//!   interval, but only while every packet worker of the engine has made
+//!   progress since the previous one ([`Engine::progress`]): a wedged
+//!   datapath core stops the pings, and systemd restarts the director.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,14 @@ pub trait Engine {
     /// Called on every tick (about every [`TICK`]); an error ends the
     /// loop, and [`Housekeeping::run`] returns it.
     fn tick(&mut self) -> Result<(), Self::Error>;
+
+    /// Each packet worker's id and a counter its loop advances on every
+    /// pass. An engine whose datapath is not a loop of its own (XDP runs
+    /// in the kernel) has none, and the watchdog then only vouches for the
+    /// housekeeping loop.
+    fn progress(&self) -> Vec<(u32, u64)> {
+        Vec::new()
+    }
 }
 
 /// The signals a director reacts to, caught into flags that the
@@ -131,8 +143,23 @@ impl Housekeeping {
 
     fn serve<E: Engine>(&mut self, engine: &mut E) -> Result<(), E::Error> {
         let mut next_statsd = Instant::now() + STATSD_INTERVAL;
+        let mut watchdog = notify::Watchdog::from_env();
+        if let Some(w) = &watchdog {
+            info!(every = ?w.every(), "systemd watchdog: WATCHDOG=1 while every datapath core makes progress");
+        }
         while !self.signals.stop_requested() {
             engine.tick()?;
+            if let Some(w) = watchdog.as_mut() {
+                match w.check(Instant::now(), || engine.progress()) {
+                    notify::Fed::NotDue | notify::Fed::Alive(None) => {}
+                    notify::Fed::Alive(Some(e)) => warn!("cannot send WATCHDOG=1: {e}"),
+                    notify::Fed::Stalled(lcores) => error!(
+                        ?lcores,
+                        "datapath core(s) made no progress in {:?}: not telling systemd's watchdog the director is alive",
+                        w.every()
+                    ),
+                }
+            }
             if self.signals.take_reload() {
                 match engine.reload(&self.table) {
                     Ok(tables) => info!(

@@ -152,9 +152,23 @@ impl Counter {
 #[repr(align(64))]
 pub struct Shared {
     values: [AtomicU64; COUNT],
+    /// Passes of the worker's loop (packets or not): the watchdog's
+    /// evidence that the worker is alive.
+    passes: AtomicU64,
 }
 
 impl Shared {
+    /// Counts one pass of the worker's loop.
+    #[inline]
+    pub fn pass(&self) {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Passes of the worker's loop so far.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
+
     /// Adds a worker's batch of increments.
     pub fn add(&self, batch: &Local) {
         for (v, d) in self.values.iter().zip(batch.values.iter()) {

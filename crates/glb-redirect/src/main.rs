@@ -129,9 +129,39 @@ fn run(args: Args) -> Result<()> {
     notify(glb_io::notify::ready());
 
     let interval = Duration::from_millis(args.stats_interval_ms);
+    let mut watchdog = glb_io::notify::Watchdog::from_env();
+    if let Some(w) = &watchdog {
+        tracing::info!(
+            "systemd watchdog: WATCHDOG=1 every {:?} while every worker makes progress",
+            w.every()
+        );
+    }
+    // Woken often enough for both the stats file and the watchdog.
+    let wake = watchdog
+        .as_ref()
+        .map_or(interval, |w| interval.min(w.every() / 2));
     let (mut last_statsd, mut last_addrs) = (Instant::now(), Instant::now());
+    let mut next_stats = Instant::now() + interval;
     loop {
-        if let Some(sig) = signals.wait(interval) {
+        if let Some(w) = watchdog.as_mut() {
+            let progress = || {
+                (0u32..)
+                    .zip(shared.iter())
+                    .map(|(i, s)| (i, s.passes()))
+                    .collect()
+            };
+            match w.check(Instant::now(), progress) {
+                glb_io::notify::Fed::NotDue | glb_io::notify::Fed::Alive(None) => {}
+                glb_io::notify::Fed::Alive(Some(e)) => {
+                    tracing::warn!("cannot send WATCHDOG=1: {e}")
+                }
+                glb_io::notify::Fed::Stalled(workers) => tracing::error!(
+                    "worker(s) {workers:?} made no progress in {:?}: not telling systemd's watchdog the daemon is alive",
+                    w.every()
+                ),
+            }
+        }
+        if let Some(sig) = signals.wait(wake) {
             if sig == libc::SIGHUP {
                 tracing::info!("SIGHUP: nothing to reload");
             } else {
@@ -150,6 +180,10 @@ fn run(args: Args) -> Result<()> {
                 Err(e) => tracing::warn!("cannot list local addresses: {e}"),
             }
         }
+        if Instant::now() < next_stats {
+            continue;
+        }
+        next_stats = Instant::now() + interval;
         let snap = snapshot();
         if let Err(e) = stats_file.write(&snap) {
             tracing::warn!("{e}");

@@ -322,6 +322,7 @@ impl NfqWorker {
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            self.shared.pass();
             let n = match self.ring.recv(self.nfq.sock.as_fd(), 0) {
                 Ok(n) => n,
                 Err(e) if is_idle(&e) => continue,

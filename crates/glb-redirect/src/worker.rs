@@ -281,6 +281,7 @@ impl Worker {
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            self.shared.pass();
             let n = match self.ring.recv(self.udp.as_fd(), 0) {
                 Ok(n) => n,
                 Err(e) if is_idle(&e) => continue,
