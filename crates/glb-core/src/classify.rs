@@ -136,12 +136,6 @@ impl<A: Bits> Entry<A> {
     fn has_port(&self, port: u16) -> bool {
         self.port_start <= port && port <= self.port_end
     }
-
-    /// The table and the bind's position in it.
-    #[inline(always)]
-    fn hit(&self) -> Option<(usize, usize)> {
-        Some((self.table as usize, usize::from(self.bind)))
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -194,13 +188,14 @@ impl<A: Bits> Index<A> {
         Index { lens, map, entries }
     }
 
-    /// The first candidate for `addr` under `proto` that satisfies `accept`.
+    /// The first candidate for `addr` under `proto` that satisfies
+    /// `accept`: its table and its bind's position in the table.
     #[inline(always)]
-    fn find(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<&Entry<A>> {
+    fn find(&self, proto: u8, addr: A, accept: impl Fn(&Entry<A>) -> bool) -> Option<(u32, u16)> {
         for &len in &self.lens {
             if let Some(&(s, e)) = self.map.get(&addr.key(proto, len)) {
                 let list = self.entries.get(s as usize..e as usize)?;
-                return list.iter().find(|x| accept(x));
+                return list.iter().find(|x| accept(x)).map(|x| (x.table, x.bind));
             }
         }
         None
@@ -225,17 +220,19 @@ impl<A: Bits> Family<A> {
     }
 
     #[inline(always)]
-    fn transport(&self, proto: u8, dst: A, port: u16) -> Option<&Entry<A>> {
+    fn transport(&self, proto: u8, dst: A, port: u16) -> Option<(u32, u16)> {
         self.by_proto.find(proto, dst, |e| e.has_port(port))
     }
 
-    fn icmp_error(&self, outer_dst: A, quoted_src: A, quoted_port: u16) -> Option<&Entry<A>> {
+    #[inline(always)]
+    fn icmp_error(&self, outer_dst: A, quoted_src: A, quoted_port: u16) -> Option<(u32, u16)> {
         self.any_proto.find(ANY_PROTO, quoted_src, |e| {
             e.has_port(quoted_port) && e.contains(outer_dst)
         })
     }
 
-    fn echo(&self, dst: A) -> Option<&Entry<A>> {
+    #[inline(always)]
+    fn echo(&self, dst: A) -> Option<(u32, u16)> {
         self.any_proto.find(ANY_PROTO, dst, |_| true)
     }
 }
@@ -316,46 +313,51 @@ impl Classifier {
     pub fn classify_v4_transport(&self, proto: u8, dst: [u8; 4], dst_port: u16) -> Option<usize> {
         self.v4
             .transport(proto, u32::from_be_bytes(dst), dst_port)
-            .map(|e| e.table as usize)
+            .map(|(t, _)| t as usize)
     }
 
     /// The table a packet belongs to, or `None` when no bind matches.
     #[inline]
     pub fn classify(&self, lookup: &Lookup) -> Option<usize> {
-        self.classify_bind(lookup).map(|(table, _)| table)
+        self.hit(lookup).map(|(t, _)| t as usize)
     }
 
     /// The table and the bind (its position in the table) a packet
     /// matches, or `None` when no bind matches.
     #[inline]
     pub fn classify_bind(&self, lookup: &Lookup) -> Option<(usize, usize)> {
+        self.hit(lookup).map(|(t, b)| (t as usize, usize::from(b)))
+    }
+
+    #[inline(always)]
+    fn hit(&self, lookup: &Lookup) -> Option<(u32, u16)> {
         match *lookup {
             Lookup::Transport {
                 proto,
                 dst,
                 dst_port,
             } => match dst {
-                IpAddr::V4(d) => self.v4.transport(proto, u32::from(d), dst_port)?.hit(),
-                IpAddr::V6(d) => self.v6.transport(proto, u128::from(d), dst_port)?.hit(),
+                IpAddr::V4(d) => self.v4.transport(proto, u32::from(d), dst_port),
+                IpAddr::V6(d) => self.v6.transport(proto, u128::from(d), dst_port),
             },
             Lookup::IcmpError {
                 outer_dst,
                 quoted_src,
                 quoted_src_port,
             } => match (outer_dst, quoted_src) {
-                (IpAddr::V4(o), IpAddr::V4(q)) => self
-                    .v4
-                    .icmp_error(u32::from(o), u32::from(q), quoted_src_port)?
-                    .hit(),
-                (IpAddr::V6(o), IpAddr::V6(q)) => self
-                    .v6
-                    .icmp_error(u128::from(o), u128::from(q), quoted_src_port)?
-                    .hit(),
+                (IpAddr::V4(o), IpAddr::V4(q)) => {
+                    self.v4
+                        .icmp_error(u32::from(o), u32::from(q), quoted_src_port)
+                }
+                (IpAddr::V6(o), IpAddr::V6(q)) => {
+                    self.v6
+                        .icmp_error(u128::from(o), u128::from(q), quoted_src_port)
+                }
                 _ => None,
             },
             Lookup::Echo { dst } if self.echo => match dst {
-                IpAddr::V4(d) => self.v4.echo(u32::from(d))?.hit(),
-                IpAddr::V6(d) => self.v6.echo(u128::from(d))?.hit(),
+                IpAddr::V4(d) => self.v4.echo(u32::from(d)),
+                IpAddr::V6(d) => self.v6.echo(u128::from(d)),
             },
             Lookup::Echo { .. } | Lookup::None => None,
         }

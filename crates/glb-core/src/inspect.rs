@@ -192,8 +192,9 @@ fn inspect_ipv4(bytes: &[u8]) -> Inspection {
         complete: ip.is_complete(),
         flow_complete: true,
     };
-    if let Ok(w) = ip::walk_v4(&ip) {
-        classify_walk(&mut out, &w, ip.ident());
+    if let Ok(t) = ip::walk_v4(&ip) {
+        let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+        classify_walk(&mut out, t, src, dst, ip.ident());
     }
     out
 }
@@ -212,32 +213,40 @@ fn inspect_ipv6(bytes: &[u8]) -> Inspection {
         complete: ip.is_complete(),
         flow_complete: true,
     };
-    if let Ok(w) = ip::walk_v6(&ip) {
-        classify_walk(&mut out, &w, ip.flow_label() as u16);
+    if let Ok(t) = ip::walk_v6(&ip) {
+        let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+        classify_walk(&mut out, t, src, dst, ip.flow_label() as u16);
     }
     out
 }
 
 /// Fills in what the walk found; `echo_hint` is the flow hint of an echo
 /// request (IPv4 identification, low bits of the IPv6 flow label).
-fn classify_walk(out: &mut Inspection, w: &ip::Walk<'_>, echo_hint: u16) {
-    match w.transport {
-        ip::Transport::Tcp(l4) | ip::Transport::Udp(l4) => {
-            let proto = if matches!(w.transport, ip::Transport::Tcp(_)) {
-                ip_proto::TCP
-            } else {
-                ip_proto::UDP
-            };
-            if let Ok(p) = ports::Ports::new_checked(l4) {
-                transport(out, proto, w.src, w.dst, p.src_port(), p.dst_port());
-            }
-        }
-        ip::Transport::IcmpError(q) => icmp_error(out, w.dst, q.src, q.dst, q.rest),
+#[inline(always)]
+fn classify_walk(
+    out: &mut Inspection,
+    t: ip::Transport<'_>,
+    src: IpAddr,
+    dst: IpAddr,
+    echo_hint: u16,
+) {
+    match t {
+        ip::Transport::Tcp(l4) => ports_of(out, ip_proto::TCP, src, dst, l4),
+        ip::Transport::Udp(l4) => ports_of(out, ip_proto::UDP, src, dst, l4),
+        ip::Transport::IcmpError(q) => icmp_error(out, dst, q.src(), q.dst(), q.rest),
         ip::Transport::IcmpEcho(msg) => {
-            echo(out, w.src, w.dst, echo_hint);
+            echo(out, src, dst, echo_hint);
             out.flow_complete = msg.len() >= icmp::HEADER_LEN;
         }
         ip::Transport::IcmpOther(_) | ip::Transport::Fragment | ip::Transport::Other(_) => {}
+    }
+}
+
+/// A TCP or UDP packet, when its ports are there.
+#[inline(always)]
+fn ports_of(out: &mut Inspection, proto: u8, src: IpAddr, dst: IpAddr, l4: &[u8]) {
+    if let Ok(p) = ports::Ports::new_checked(l4) {
+        transport(out, proto, src, dst, p.src_port(), p.dst_port());
     }
 }
 

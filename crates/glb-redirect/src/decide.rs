@@ -125,12 +125,14 @@ pub fn classify(gue_payload: &[u8]) -> Result<Parsed, DropReason> {
     })?;
     let protocol = g.protocol();
     let inner = g.payload();
-    let (inner_len, walk) = if protocol == ip_proto::IPV4 {
+    let (inner_len, src, dst, walk) = if protocol == ip_proto::IPV4 {
         let ip = ipv4::Packet::new_checked(inner).map_err(wire_drop)?;
-        (usize::from(ip.total_len()), ip::walk_v4(&ip))
+        let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+        (usize::from(ip.total_len()), src, dst, ip::walk_v4(&ip))
     } else {
         let ip = ipv6::Packet::new_checked(inner).map_err(wire_drop)?;
-        (ip.total_len(), ip::walk_v6(&ip))
+        let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+        (ip.total_len(), src, dst, ip::walk_v6(&ip))
     };
     Ok(Parsed {
         inner_offset: g.header_len(),
@@ -138,7 +140,7 @@ pub fn classify(gue_payload: &[u8]) -> Result<Parsed, DropReason> {
         protocol,
         next_hop: g.next_hop(),
         hop_count: g.hop_count(),
-        class: class_of(&walk.map_err(wire_drop)?)?,
+        class: class_of(walk.map_err(wire_drop)?, src, dst)?,
     })
 }
 
@@ -150,9 +152,9 @@ fn wire_drop(e: wire::Error) -> DropReason {
 }
 
 /// Steps 2 and 3 of SPEC §11 on the walked inner packet.
-fn class_of(w: &ip::Walk<'_>) -> Result<Class, DropReason> {
-    match w.transport {
-        ip::Transport::Tcp(l4) => tcp(l4, w.src, w.dst),
+fn class_of(t: ip::Transport<'_>, src: IpAddr, dst: IpAddr) -> Result<Class, DropReason> {
+    match t {
+        ip::Transport::Tcp(l4) => tcp(l4, src, dst),
         ip::Transport::Udp(_) => Ok(Class::Local(LocalReason::Udp)),
         ip::Transport::IcmpEcho(msg) | ip::Transport::IcmpOther(msg) => {
             if msg.len() < icmp::HEADER_LEN {
@@ -160,7 +162,7 @@ fn class_of(w: &ip::Walk<'_>) -> Result<Class, DropReason> {
             }
             Ok(Class::Local(LocalReason::Icmp))
         }
-        ip::Transport::IcmpError(q) => quoted_flow(q.protocol, q.rest, q.src, q.dst),
+        ip::Transport::IcmpError(q) => quoted_flow(q.protocol(), q.rest, q.src(), q.dst()),
         ip::Transport::Fragment => Err(DropReason::InnerFragment),
         ip::Transport::Other(_) => Err(DropReason::UnsupportedInner),
     }

@@ -3,7 +3,8 @@
 //! director's inspection (SPEC §6–7) and the proxy's second-chance
 //! decision (SPEC §11), so both read packets the same way.
 //!
-//! The walk never panics. It fails only where an ICMP
+//! The walk gives what follows the header; the packet's own addresses
+//! are read from its view. The walk never panics. It fails only where an ICMP
 //! fragmentation-needed / packet-too-big message is cut inside its own
 //! header or quotes no readable IP header; everything else is described,
 //! and each caller decides what a cut or foreign packet means to it.
@@ -11,17 +12,6 @@
 use std::net::IpAddr;
 
 use super::{Result, icmp, ip_proto, ipv4, ipv6};
-
-/// An IP packet's addresses and what follows its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Walk<'a> {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// The payload, by protocol.
-    pub transport: Transport<'a>,
-}
 
 /// What follows an IP header, as far as GLB looks. Slices are the bytes
 /// present (bounded by the packet's stated length), which may be fewer
@@ -47,19 +37,53 @@ pub enum Transport<'a> {
 /// The packet an ICMP error quotes: one we (or a proxy) sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted<'a> {
-    /// Its source address.
-    pub src: IpAddr,
-    /// Its destination address.
-    pub dst: IpAddr,
-    /// Its protocol.
-    pub protocol: u8,
+    /// Its IP header.
+    pub header: QuotedHeader<'a>,
     /// What follows its IP header (its ports, when they fit).
     pub rest: &'a [u8],
 }
 
+/// The IP header of a quoted packet (checked to be whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotedHeader<'a> {
+    /// An IPv4 header.
+    V4(ipv4::Packet<&'a [u8]>),
+    /// An IPv6 fixed header.
+    V6(ipv6::Packet<&'a [u8]>),
+}
+
+impl Quoted<'_> {
+    /// The quoted packet's source address.
+    #[inline]
+    pub fn src(&self) -> IpAddr {
+        match &self.header {
+            QuotedHeader::V4(h) => IpAddr::V4(h.src_addr()),
+            QuotedHeader::V6(h) => IpAddr::V6(h.src_addr()),
+        }
+    }
+
+    /// The quoted packet's destination address.
+    #[inline]
+    pub fn dst(&self) -> IpAddr {
+        match &self.header {
+            QuotedHeader::V4(h) => IpAddr::V4(h.dst_addr()),
+            QuotedHeader::V6(h) => IpAddr::V6(h.dst_addr()),
+        }
+    }
+
+    /// The quoted packet's protocol.
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        match &self.header {
+            QuotedHeader::V4(h) => h.protocol(),
+            QuotedHeader::V6(h) => h.next_header(),
+        }
+    }
+}
+
 /// Walks an IPv4 packet (see the module documentation).
-pub fn walk_v4<'a>(ip: &ipv4::Packet<&'a [u8]>) -> Result<Walk<'a>> {
-    let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+#[inline(always)]
+pub fn walk_v4<'a>(ip: &ipv4::Packet<&'a [u8]>) -> Result<Transport<'a>> {
     let l4 = ip.payload();
     let transport = if ip.frag_offset() != 0 {
         Transport::Fragment
@@ -72,10 +96,8 @@ pub fn walk_v4<'a>(ip: &ipv4::Packet<&'a [u8]>) -> Result<Walk<'a>> {
                     let msg = icmp::Packet::new_checked(l4)?;
                     let quoted = ipv4::Packet::new_header_checked(msg.data())?;
                     Transport::IcmpError(Quoted {
-                        src: IpAddr::V4(quoted.src_addr()),
-                        dst: IpAddr::V4(quoted.dst_addr()),
-                        protocol: quoted.protocol(),
                         rest: msg.data().get(quoted.header_len()..).unwrap_or(&[]),
+                        header: QuotedHeader::V4(quoted),
                     })
                 }
                 (Some(&icmp::V4_ECHO_REQUEST), _) => Transport::IcmpEcho(l4),
@@ -84,17 +106,13 @@ pub fn walk_v4<'a>(ip: &ipv4::Packet<&'a [u8]>) -> Result<Walk<'a>> {
             other => Transport::Other(other),
         }
     };
-    Ok(Walk {
-        src,
-        dst,
-        transport,
-    })
+    Ok(transport)
 }
 
 /// Walks an IPv6 packet (see the module documentation). Extension
 /// headers are not followed.
-pub fn walk_v6<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Result<Walk<'a>> {
-    let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+#[inline(always)]
+pub fn walk_v6<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Result<Transport<'a>> {
     let l4 = ip.payload();
     let transport = match ip.next_header() {
         ip_proto::TCP => Transport::Tcp(l4),
@@ -104,9 +122,7 @@ pub fn walk_v6<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Result<Walk<'a>> {
                 let msg = icmp::Packet::new_checked(l4)?;
                 let quoted = ipv6::Packet::new_header_checked(msg.data())?;
                 Transport::IcmpError(Quoted {
-                    src: IpAddr::V6(quoted.src_addr()),
-                    dst: IpAddr::V6(quoted.dst_addr()),
-                    protocol: quoted.next_header(),
+                    header: QuotedHeader::V6(quoted),
                     rest: msg.data().get(ipv6::HEADER_LEN..).unwrap_or(&[]),
                 })
             }
@@ -115,11 +131,7 @@ pub fn walk_v6<'a>(ip: &ipv6::Packet<&'a [u8]>) -> Result<Walk<'a>> {
         },
         other => Transport::Other(other),
     };
-    Ok(Walk {
-        src,
-        dst,
-        transport,
-    })
+    Ok(transport)
 }
 
 #[cfg(test)]
@@ -139,22 +151,22 @@ mod tests {
         p
     }
 
-    fn walk(b: &[u8]) -> Result<Walk<'_>> {
+    fn walk(b: &[u8]) -> Result<Transport<'_>> {
         walk_v4(&ipv4::Packet::new_header_checked(b).unwrap())
     }
 
     #[test]
     fn transports_fragments_and_foreign_protocols() {
         let b = v4(6, 0, &[0, 80, 0, 81]);
-        assert_eq!(walk(&b).unwrap().transport, Transport::Tcp(&[0, 80, 0, 81]));
+        assert_eq!(walk(&b).unwrap(), Transport::Tcp(&[0, 80, 0, 81]));
         let b = v4(17, 0, &[1, 2]);
-        assert_eq!(walk(&b).unwrap().transport, Transport::Udp(&[1, 2]));
+        assert_eq!(walk(&b).unwrap(), Transport::Udp(&[1, 2]));
         let b = v4(6, 0x0001, &[0, 80, 0, 81]);
-        assert_eq!(walk(&b).unwrap().transport, Transport::Fragment);
+        assert_eq!(walk(&b).unwrap(), Transport::Fragment);
         let b = v4(47, 0, &[]);
-        assert_eq!(walk(&b).unwrap().transport, Transport::Other(47));
+        assert_eq!(walk(&b).unwrap(), Transport::Other(47));
         let b = v4(1, 0, &[8, 0, 0]);
-        assert_eq!(walk(&b).unwrap().transport, Transport::IcmpEcho(&[8, 0, 0]));
+        assert_eq!(walk(&b).unwrap(), Transport::IcmpEcho(&[8, 0, 0]));
     }
 
     #[test]
@@ -163,11 +175,11 @@ mod tests {
         let mut msg = vec![3, 4, 0, 0, 0, 0, 5, 0xdc];
         msg.extend_from_slice(&quoted);
         let b = v4(1, 0, &msg);
-        let Transport::IcmpError(q) = walk(&b).unwrap().transport else {
+        let Transport::IcmpError(q) = walk(&b).unwrap() else {
             panic!("not an ICMP error");
         };
-        assert_eq!((q.protocol, q.rest), (6, &[0, 80, 0x9c, 0x40][..]));
-        assert_eq!(q.src, IpAddr::from([10, 0, 0, 1]));
+        assert_eq!((q.protocol(), q.rest), (6, &[0, 80, 0x9c, 0x40][..]));
+        assert_eq!(q.src(), IpAddr::from([10, 0, 0, 1]));
         // Cut inside the ICMP header, or quoting no IP header.
         assert_eq!(walk(&v4(1, 0, &msg[..6])).unwrap_err(), Error::Truncated);
         assert!(walk(&v4(1, 0, &msg[..20])).is_err());
