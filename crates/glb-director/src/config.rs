@@ -8,7 +8,6 @@
 //! warnings so a typo does not go unnoticed.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -114,29 +113,7 @@ impl Lcore {
     }
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// File name (as given).
-    pub file: String,
-    /// The key at fault, as a path (`lcores."lcore-2".work_source`), or
-    /// empty for the whole file.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use glb_io::config::ConfigError;
 
 const TOP_KEYS: &[&str] = &[
     "outbound_gateway_mac",
@@ -284,11 +261,7 @@ impl DirectorConfig {
     /// [`DirectorConfig::load`], with the DPDK keys as `dpdk` says.
     pub fn load_with(path: &Path, dpdk: DpdkKeys) -> Result<Loaded, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: name.clone(),
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = glb_io::config::read(path)?;
         Self::from_json_with(&name, &text, dpdk)
     }
 

@@ -60,39 +60,25 @@ const KNOWN_TOP: &[&str] = &[
 ];
 const KNOWN_FT: &[&str] = &["src", "dst"];
 
-/// A configuration file that cannot be used; the message names the file and key.
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ConfigError {
-    /// The configuration file.
-    pub path: String,
-    /// What is wrong with it.
-    pub message: String,
-}
+pub use glb_io::config::ConfigError;
 
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.display().to_string(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = glb_io::config::read(path)?;
         Config::parse(&path.display().to_string(), &text)
     }
 
     /// Validates configuration text; `name` prefixes every error.
     pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            path: name.to_owned(),
-            message,
-        };
+        let err = |key: &str, message: String| ConfigError::new(name, key, message);
         if text.trim().is_empty() {
-            return Err(err("file is empty".into()));
+            return Err(ConfigError::whole(name, "file is empty"));
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ConfigError::whole(name, format!("not valid JSON: {e}")))?;
         let Some(top) = value.as_object() else {
-            return Err(err("must be a JSON object".into()));
+            return Err(ConfigError::whole(name, "must be a JSON object"));
         };
         let mut unknown_keys: Vec<String> = top
             .keys()
@@ -107,31 +93,37 @@ impl Config {
             );
         }
 
-        let raw: RawConfig = deserialize_checked(value).map_err(err)?;
+        let raw: RawConfig =
+            deserialize_checked(value).map_err(|(key, message)| err(&key, message))?;
         if raw.forwarding_table.src.is_empty() {
-            return Err(err("\"forwarding_table.src\" is empty".into()));
+            return Err(err("forwarding_table.src", "is empty".into()));
         }
         if raw.forwarding_table.dst.is_empty() {
-            return Err(err("\"forwarding_table.dst\" is empty".into()));
+            return Err(err("forwarding_table.dst", "is empty".into()));
         }
         if raw.forwarding_table.src == raw.forwarding_table.dst {
             return Err(err(
-                "\"forwarding_table.src\" and \"forwarding_table.dst\" are the same file; \
-                 the checked table would overwrite its source"
+                "forwarding_table.dst",
+                "is the same file as forwarding_table.src; the checked table would \
+                 overwrite its source"
                     .into(),
             ));
         }
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            err(format!(
-                "\"listen\": {listen_text:?} is not an address:port such as {DEFAULT_LISTEN}"
-            ))
+            err(
+                "listen",
+                format!("{listen_text:?} is not an address:port such as {DEFAULT_LISTEN}"),
+            )
         })?;
         if !listen.ip().is_loopback() {
-            return Err(err(format!(
-                "\"listen\": {listen} is not a loopback address; the status listener \
-                 only serves this host"
-            )));
+            return Err(err(
+                "listen",
+                format!(
+                    "{listen} is not a loopback address; the status listener only serves \
+                     this host"
+                ),
+            ));
         }
         let reload_command = raw.reload_command.filter(|c| !c.trim().is_empty());
         Ok(Config {
@@ -148,40 +140,39 @@ impl Config {
     }
 }
 
-/// Deserializes with an error message naming the key at fault.
-fn deserialize_checked(value: Value) -> Result<RawConfig, String> {
+/// Deserializes; an error is the key at fault and the problem.
+fn deserialize_checked(value: Value) -> Result<RawConfig, (String, String)> {
+    let fail = |key: &str, message: &str| Err((key.to_owned(), message.to_owned()));
     // Check the shape by hand first so the messages name the key in the
     // file's own terms rather than serde's.
-    let ft = value.get("forwarding_table");
-    match ft {
-        None => return Err("missing \"forwarding_table\" (with \"src\" and \"dst\")".into()),
+    match value.get("forwarding_table") {
+        None => return fail("forwarding_table", "missing (with \"src\" and \"dst\")"),
         Some(Value::Object(o)) => {
             for key in KNOWN_FT {
+                let path = format!("forwarding_table.{key}");
                 match o.get(*key) {
-                    None => return Err(format!("missing \"forwarding_table.{key}\"")),
+                    None => return fail(&path, "missing"),
                     Some(Value::String(_)) => {}
-                    Some(_) => return Err(format!("\"forwarding_table.{key}\" must be a string")),
+                    Some(_) => return fail(&path, "must be a string"),
                 }
             }
         }
-        Some(_) => return Err("\"forwarding_table\" must be an object".into()),
+        Some(_) => return fail("forwarding_table", "must be an object"),
     }
     match value.get("reload_command") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(_) => return Err("\"reload_command\" must be a string".into()),
+        Some(_) => return fail("reload_command", "must be a string"),
     }
     match value.get("listen") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(_) => return Err("\"listen\" must be a string such as \"127.0.0.1:19520\"".into()),
+        Some(_) => return fail("listen", "must be a string such as \"127.0.0.1:19520\""),
     }
     match value.get("reload_hold_ms") {
         None | Some(Value::Null) => {}
         Some(v) if v.as_u64().is_some() => {}
-        Some(_) => {
-            return Err("\"reload_hold_ms\" must be a whole number of milliseconds".into());
-        }
+        Some(_) => return fail("reload_hold_ms", "must be a whole number of milliseconds"),
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_json::from_value(value).map_err(|e| (String::new(), e.to_string()))
 }
 
 #[cfg(test)]
@@ -227,22 +218,22 @@ mod tests {
             ("", "hc.conf: file is empty"),
             ("{", "hc.conf: not valid JSON"),
             ("[]", "must be a JSON object"),
-            ("{}", "missing \"forwarding_table\""),
+            ("{}", "hc.conf: forwarding_table: missing"),
             (
                 r#"{"forwarding_table": {"src": "a"}}"#,
-                "missing \"forwarding_table.dst\"",
+                "hc.conf: forwarding_table.dst: missing",
             ),
             (
                 r#"{"forwarding_table": {"src": 1, "dst": "b"}}"#,
-                "\"forwarding_table.src\" must be a string",
+                "hc.conf: forwarding_table.src: must be a string",
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "a"}}"#,
-                "are the same file",
+                "forwarding_table.dst: is the same file",
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "b"}, "reload_command": 5}"#,
-                "\"reload_command\" must be a string",
+                "hc.conf: reload_command: must be a string",
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "b"}, "listen": "0.0.0.0:19520"}"#,
@@ -250,11 +241,11 @@ mod tests {
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "b"}, "listen": "localhost"}"#,
-                "\"listen\"",
+                "hc.conf: listen: ",
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "b"}, "reload_hold_ms": -1}"#,
-                "\"reload_hold_ms\"",
+                "hc.conf: reload_hold_ms: ",
             ),
         ];
         for (text, want) in cases {

@@ -312,7 +312,7 @@ fn bad_configuration_or_source_fails_at_start_up() {
         ("{".into(), "not valid JSON"),
         (
             r#"{"forwarding_table": {"src": "a"}}"#.into(),
-            "\"forwarding_table.dst\"",
+            "bad.conf: forwarding_table.dst: missing",
         ),
         (
             format!(

@@ -7,6 +7,8 @@
 //!   redirect's stats file and the pcap engine's outputs all go through it.
 //! * [`statsd`] — packing metric lines into datagrams and sending them
 //!   best-effort over UDP.
+//! * [`config`] — the one shape of a configuration error (file, key,
+//!   problem).
 //! * [`notify`] — telling systemd (`Type=notify`) that a daemon is ready,
 //!   reloading, stopping or still alive (watchdog).
 // The one unsafe block is a test that sets NOTIFY_SOCKET.
@@ -14,5 +16,6 @@
 #![warn(missing_docs)]
 
 pub mod atomic_file;
+pub mod config;
 pub mod notify;
 pub mod statsd;
