@@ -8,6 +8,8 @@
 //!
 //! * [`model`] — the forwarding-table JSON (`forwarding_table.json`) with
 //!   validation that names the table, entry and field at fault.
+//! * [`json`] — the one front end for JSON files operators write: syntax,
+//!   byte order marks and comments reported as what they are.
 //! * [`table`] — the binary table the director loads: a writer and a
 //!   validating zero-copy reader.
 //! * [`rendezvous`] — generation of the 65,536-row primary/secondary table.
@@ -29,6 +31,7 @@ pub mod encap;
 pub mod flowhash;
 pub mod hash;
 pub mod inspect;
+pub mod json;
 pub mod model;
 pub mod path;
 pub mod prefetch;

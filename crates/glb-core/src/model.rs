@@ -22,6 +22,16 @@ use crate::hash::Key16;
 pub const MAX_BACKENDS: usize = 256;
 /// Most binds one table can hold (a limit of the binary format).
 pub const MAX_BINDS: usize = 256;
+/// Most tables one file can hold: 1,024 tables make a binary table of
+/// 550 MB, which the director holds in memory whole; a file with more is
+/// refused before anything is allocated for them.
+pub const MAX_TABLES: usize = 1024;
+/// Allowed `healthchecks.interval_ms` (0 means the default, 2000).
+pub const INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
+/// Allowed `healthchecks.timeout_ms` (0 means the default, 1000).
+pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+/// Allowed `healthchecks.trigger` (0 means the default, 3).
+pub const TRIGGER: std::ops::RangeInclusive<u32> = 1..=100;
 
 /// A parsed and validated forwarding-table file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +73,7 @@ pub struct Bind {
 }
 
 /// Transport protocol of a bind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     /// IP protocol 6.
@@ -122,7 +132,7 @@ impl Backend {
 }
 
 /// A backend's administrative state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendState {
     /// Normal member.
@@ -147,7 +157,9 @@ impl fmt::Display for BackendState {
 }
 
 /// The probes configured for one backend (`"healthchecks"` of a backend).
+/// An unknown kind of check is an error, not a check quietly skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BackendChecks {
     /// HTTP GET on this port.
     #[serde(default)]
@@ -227,6 +239,79 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
+/// Reads one of a fixed set of words, with a message listing them for
+/// anything else (a number, a misspelling).
+fn word<'de, D: Deserializer<'de>, T: Copy>(
+    d: D,
+    words: &'static [(&'static str, T)],
+    expected: &'static str,
+) -> Result<T, D::Error> {
+    struct WordVisitor<T: 'static> {
+        words: &'static [(&'static str, T)],
+        expected: &'static str,
+    }
+    impl<T: Copy> Visitor<'_> for WordVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            self.words
+                .iter()
+                .find(|(w, _)| *w == v)
+                .map(|(_, t)| *t)
+                .ok_or_else(|| E::custom(format_args!("{v:?} is not {}", self.expected)))
+        }
+    }
+    d.deserialize_any(WordVisitor { words, expected })
+}
+
+impl<'de> Deserialize<'de> for Proto {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        word(
+            d,
+            &[("tcp", Proto::Tcp), ("udp", Proto::Udp)],
+            "\"tcp\" or \"udp\"",
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        word(
+            d,
+            &[
+                ("active", BackendState::Active),
+                ("filling", BackendState::Filling),
+                ("draining", BackendState::Draining),
+                ("inactive", BackendState::Inactive),
+            ],
+            "one of \"active\", \"filling\", \"draining\", \"inactive\"",
+        )
+    }
+}
+
+/// A backend's `healthchecks`: an object of known kinds only.
+fn backend_checks<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BackendChecks>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Object(_) => {
+            let c: BackendChecks = serde_json::from_value(v).map_err(de::Error::custom)?;
+            if c.http_uri.is_some() && c.http.is_none() {
+                return Err(de::Error::custom(
+                    "\"http_uri\" without \"http\": give the port of the HTTP check too",
+                ));
+            }
+            Ok(Some(c))
+        }
+        other => Err(de::Error::custom(format_args!(
+            "expected an object such as {{\"http\": 80, \"gue\": 19523}}, not {}",
+            crate::json::kind(&other)
+        ))),
+    }
+}
+
 /// An address with an optional `/prefix`, as written in a bind's `ip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Prefix {
@@ -253,12 +338,19 @@ fn parse_prefix(text: &str) -> Result<Prefix, String> {
     let len = match len_text {
         None => max,
         Some(l) => {
-            let n: u8 = l
-                .parse()
-                .ok()
+            // Digits only, without leading zeros: `/+8` and `/008` are
+            // typos, not prefixes.
+            let plain = !l.is_empty()
+                && l.len() <= 3
+                && l.bytes().all(|b| b.is_ascii_digit())
+                && (l == "0" || !l.starts_with('0'));
+            plain
+                .then(|| l.parse::<u8>().ok())
+                .flatten()
                 .filter(|n| *n <= max)
-                .ok_or_else(|| format!("{text:?}: prefix length must be 0-{max}"))?;
-            n
+                .ok_or_else(|| {
+                    format!("{text:?}: the prefix length must be a number from 0 to {max}")
+                })?
         }
     };
     Ok(Prefix { addr, len })
@@ -332,7 +424,7 @@ struct RawBackend {
     state: BackendState,
     #[serde(default)]
     healthy: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "backend_checks")]
     healthchecks: Option<BackendChecks>,
 }
 
@@ -430,26 +522,31 @@ impl ForwardingTables {
             location: Box::new(location),
             message,
         };
-        let trimmed = text.trim_start();
-        if trimmed.is_empty() {
-            return Err(err(Location::default(), "file is empty".into()));
+        let doc = crate::json::document(text).map_err(|m| err(Location::default(), m))?;
+        crate::json::top_object(&doc, "with a \"tables\" array")
+            .map_err(|m| err(Location::default(), m))?;
+        // Counted before anything is built for them.
+        if let Some(n) = doc["tables"].as_array().map(Vec::len) {
+            if n > MAX_TABLES {
+                return Err(err(
+                    Location::default().field("tables"),
+                    format!("{n} tables; a file holds at most {MAX_TABLES}"),
+                ));
+            }
         }
-        if !trimmed.starts_with('{') {
-            return Err(err(
-                Location::default(),
-                "the top level must be a JSON object with a \"tables\" array".into(),
-            ));
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let raw: RawFile = match serde_path_to_error::deserialize(&mut de) {
+        let names: Vec<Option<String>> = doc["tables"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let raw: RawFile = match serde_path_to_error::deserialize(doc) {
             Ok(raw) => raw,
             Err(e) => {
-                let mut location = location_of(e.path(), text);
-                let inner = e.into_inner();
-                if !inner.is_data() {
-                    return Err(err(Location::default(), format!("not valid JSON: {inner}")));
-                }
-                let mut message = strip_position(&inner.to_string());
+                let mut location = location_of(e.path(), &names);
+                let mut message = e.into_inner().to_string();
                 // serde reports a missing key against the enclosing object;
                 // name it as the field instead.
                 if let Some(field) = message
@@ -462,8 +559,27 @@ impl ForwardingTables {
                 return Err(err(location, message));
             }
         };
-        de.end()
-            .map_err(|e| err(Location::default(), format!("not valid JSON: {e}")))?;
+        let hc = raw.healthchecks.unwrap_or_default();
+        for (key, value, range) in [
+            ("interval_ms", hc.interval_ms, &INTERVAL_MS),
+            ("timeout_ms", hc.timeout_ms, &TIMEOUT_MS),
+            (
+                "trigger",
+                u64::from(hc.trigger),
+                &(*TRIGGER.start() as u64..=*TRIGGER.end() as u64),
+            ),
+        ] {
+            if value != 0 && !range.contains(&value) {
+                return Err(err(
+                    Location::default().field(&format!("healthchecks.{key}")),
+                    format!(
+                        "{value} is outside {}-{} (0 or absent means the default)",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
 
         let mut tables = Vec::with_capacity(raw.tables.len());
         for (ti, t) in raw.tables.into_iter().enumerate() {
@@ -560,7 +676,7 @@ impl ForwardingTables {
         }
         Ok(ForwardingTables {
             tables,
-            healthchecks: raw.healthchecks.unwrap_or_default(),
+            healthchecks: hc,
         })
     }
 
@@ -611,8 +727,8 @@ impl ForwardingTables {
 }
 
 /// Turns a serde path like `tables[0].backends[3].ip` into a [`Location`],
-/// looking the table's name up in the document when it is readable.
-fn location_of(path: &serde_path_to_error::Path, text: &str) -> Location {
+/// with the table's name from `names` (each table's `name`, when it has one).
+fn location_of(path: &serde_path_to_error::Path, names: &[Option<String>]) -> Location {
     use serde_path_to_error::Segment;
     let segs: Vec<&Segment> = path.iter().collect();
     let mut loc = Location::default();
@@ -620,9 +736,7 @@ fn location_of(path: &serde_path_to_error::Path, text: &str) -> Location {
     if let (Some(Segment::Map { key }), Some(Segment::Seq { index })) = (segs.first(), segs.get(1))
     {
         if key == "tables" {
-            let name = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v["tables"][*index]["name"].as_str().map(str::to_owned));
+            let name = names.get(*index).cloned().flatten();
             loc.table = Some((*index, name));
             i = 2;
             if let (Some(Segment::Map { key }), Some(Segment::Seq { index })) =
@@ -653,15 +767,6 @@ fn location_of(path: &serde_path_to_error::Path, text: &str) -> Location {
         loc.field = Some(rest.join("."));
     }
     loc
-}
-
-/// serde_json appends " at line L column C" to data errors; inside a path
-/// that names the field, the position only adds noise.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -838,5 +943,132 @@ mod tests {
                 .contains("usable backend")
         );
         assert_eq!(parse("{\"tables\": []}").unwrap().tables.len(), 0);
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_not_json_syntax() {
+        let e = parse(&GOOD.replace(
+            "\"proto\": \"tcp\", \"port\": 80}",
+            "\"proto\": 6, \"port\": 80}",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            r#"ft.json: table 0 ("example1"), bind 0: "proto": invalid type: integer `6`, expected "tcp" or "udp""#
+        );
+        let e = parse(&GOOD.replace("\"draining\"", "\"drain\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(r#"backend 1: "state": "drain" is not one of "active", "filling", "draining", "inactive""#), "{e}");
+    }
+
+    #[test]
+    fn bom_and_comments_are_named() {
+        assert!(parse(&format!("\u{feff}{GOOD}")).is_ok());
+        let e = parse(&format!("// edited by ops\n{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "ft.json: line 1: a comment; JSON has no comments (remove it)"
+        );
+        let e = parse("[]").unwrap_err().to_string();
+        assert!(e.contains("must be a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn prefix_lengths_are_plain_numbers() {
+        for bad in [
+            "10.20.0.0/+8",
+            "10.20.0.0/008",
+            "10.20.0.0/",
+            "10.20.0.0/ 8",
+            "10.20.0.0/0x8",
+        ] {
+            let e = parse(&GOOD.replace("10.20.0.0/24", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("bind 2: \"ip\"") && e.contains("prefix length"),
+                "{bad}: {e}"
+            );
+        }
+        for good in ["10.20.0.0/0", "10.20.0.0/8", "10.20.0.0/32"] {
+            assert!(parse(&GOOD.replace("10.20.0.0/24", good)).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn unknown_or_malformed_healthchecks_are_errors() {
+        let checks = "\"healthchecks\": {\"http\": 80, \"http_uri\": \"/status\", \"gue\": 19523}";
+        for (bad, want) in [
+            ("\"healthchecks\": {\"bogus\": 1}", "unknown field `bogus`"),
+            (
+                "\"healthchecks\": {\"http\": 80, \"htpp_uri\": \"/\"}",
+                "unknown field `htpp_uri`",
+            ),
+            ("\"healthchecks\": []", "expected an object"),
+            ("\"healthchecks\": 80", "expected an object"),
+            (
+                "\"healthchecks\": {\"http_uri\": \"/x\"}",
+                "without \"http\"",
+            ),
+        ] {
+            let e = parse(&GOOD.replace(checks, bad)).unwrap_err().to_string();
+            assert!(
+                e.starts_with("ft.json: table 0 (\"example1\"), backend 0: \"healthchecks\": ")
+                    && e.contains(want),
+                "{bad}: {e}"
+            );
+        }
+        // No checks at all is allowed (a backend without checks is healthy).
+        assert!(parse(&GOOD.replace(checks, "\"healthchecks\": {}")).is_ok());
+    }
+
+    #[test]
+    fn checker_timings_have_ranges_and_zero_means_default() {
+        for (bad, key) in [
+            (
+                "\"interval_ms\": 18446744073709551615",
+                "healthchecks.interval_ms",
+            ),
+            ("\"interval_ms\": 5", "healthchecks.interval_ms"),
+            (
+                "\"interval_ms\": 500, \"timeout_ms\": 3600000",
+                "healthchecks.timeout_ms",
+            ),
+            (
+                "\"interval_ms\": 500, \"trigger\": 1000",
+                "healthchecks.trigger",
+            ),
+        ] {
+            let e = parse(&GOOD.replace("\"interval_ms\": 500", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("ft.json: \"{key}\": ")) && e.contains("outside"),
+                "{e}"
+            );
+        }
+        let ok = parse(&GOOD.replace("\"interval_ms\": 500", "\"interval_ms\": 0, \"trigger\": 0"))
+            .unwrap();
+        assert_eq!(
+            (ok.healthchecks.interval_ms, ok.healthchecks.trigger),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn too_many_tables_are_refused_before_they_are_built() {
+        let t = r#"{"hash_key": "12345678901234561234567890123456", "seed": "34567890123456783456789012345678",
+                    "binds": [{"ip": "10.0.0.1", "proto": "tcp", "port": 80}],
+                    "backends": [{"ip": "10.0.0.2", "state": "active", "healthy": true}]}"#;
+        let many = format!("{{\"tables\": [{}]}}", vec![t; MAX_TABLES + 1].join(","));
+        let e = parse(&many).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "ft.json: \"tables\": 1025 tables; a file holds at most 1024"
+        );
     }
 }

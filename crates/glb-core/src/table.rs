@@ -181,21 +181,34 @@ pub fn compile_table(table: &Table) -> Box<TableRecord> {
     rec
 }
 
-/// Serialises validated tables into the complete binary file image.
-pub fn compile(tables: &ForwardingTables) -> Vec<u8> {
-    let header = FileHeader {
+/// The largest binary table a file may be: [`MAX_TABLES`] tables.
+pub const MAX_FILE_SIZE: usize = HEADER_SIZE + crate::model::MAX_TABLES * TABLE_SIZE;
+
+fn file_header(num_tables: usize) -> FileHeader {
+    FileHeader {
         magic: MAGIC,
         version: U32::new(VERSION),
-        num_tables: U32::new(tables.tables.len() as u32),
+        num_tables: U32::new(num_tables as u32),
         table_entries: U32::new(TABLE_ENTRIES as u32),
         max_num_backends: U32::new(MAX_BACKENDS as u32),
         max_num_binds: U32::new(MAX_BINDS as u32),
-    };
-    let mut out = Vec::with_capacity(HEADER_SIZE + TABLE_SIZE * tables.tables.len());
-    out.extend_from_slice(header.as_bytes());
-    for t in &tables.tables {
-        out.extend_from_slice(compile_table(t).as_bytes());
     }
+}
+
+/// Writes the binary file of validated tables to `out`, one table at a
+/// time, so no more than one table's record is held in memory.
+pub fn write_to(tables: &ForwardingTables, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(file_header(tables.tables.len()).as_bytes())?;
+    for t in &tables.tables {
+        out.write_all(compile_table(t).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Serialises validated tables into the complete binary file image.
+pub fn compile(tables: &ForwardingTables) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_SIZE + TABLE_SIZE * tables.tables.len());
+    write_to(tables, &mut out).expect("writing to a Vec cannot fail");
     out
 }
 
@@ -205,6 +218,9 @@ pub enum TableFileError {
     /// Shorter than the 24-byte header.
     #[error("file is {0} bytes, shorter than the 24-byte header")]
     TooShort(usize),
+    /// More tables than a file may hold.
+    #[error("the header says {0} tables; a file holds at most {max}", max = crate::model::MAX_TABLES)]
+    TooManyTables(u32),
     /// The first four bytes are not `GLBD`.
     #[error("bad magic {0:02x?} (expected \"GLBD\")")]
     BadMagic([u8; 4]),
@@ -293,6 +309,9 @@ impl<'a> TableFile<'a> {
             }
         }
         let num_tables = header.num_tables.get();
+        if num_tables as usize > crate::model::MAX_TABLES {
+            return Err(TableFileError::TooManyTables(num_tables));
+        }
         let want = (num_tables as usize)
             .checked_mul(TABLE_SIZE)
             .and_then(|n| n.checked_add(HEADER_SIZE));

@@ -68,12 +68,12 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration does not fit the EAL's lcores.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Plan {
         /// The configuration file.
         file: String,
-        /// Why.
-        source: PlanError,
+        /// Why (in the message, not a separate cause: printed once).
+        error: PlanError,
     },
     /// A DPDK call failed.
     #[error(transparent)]
@@ -154,7 +154,7 @@ impl<'eal> Director<'eal> {
             Plan::new(cfg, eal.main_lcore(), |l| eal.lcore_enabled(l)).map_err(|source| {
                 StartError::Plan {
                     file: config_file.to_owned(),
-                    source,
+                    error: source,
                 }
             })?;
 

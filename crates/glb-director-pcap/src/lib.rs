@@ -37,7 +37,7 @@ const BATCH: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
     /// An I/O error.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// Not a classic pcap file.
     #[error("not a pcap file (magic {magic:08x}){}", if *magic == MAGIC_PCAPNG { "; pcapng is not supported, convert it with `editcap -F pcap`" } else { "" })]
@@ -48,7 +48,13 @@ pub enum PcapError {
     /// Not Ethernet.
     #[error("link type {0} is not Ethernet (1)")]
     LinkType(u32),
-    /// The file ends inside a header or record.
+    /// The file is empty.
+    #[error("the file is empty (a pcap file starts with a 24-byte header)")]
+    Empty,
+    /// The file ends inside its 24-byte header.
+    #[error("the file ends inside the 24-byte pcap header ({0} bytes)")]
+    ShortHeader(usize),
+    /// The file ends inside a record.
     #[error("record {0}: file ends inside the record")]
     Truncated(u64),
     /// A record claims an absurd length.
@@ -113,8 +119,10 @@ impl<R: Read> Reader<R> {
     /// accepted.
     pub fn new(mut inner: R) -> Result<Self, PcapError> {
         let mut h = [0u8; 24];
-        if read_full(&mut inner, &mut h)? < 24 {
-            return Err(PcapError::Truncated(0));
+        match read_full(&mut inner, &mut h)? {
+            0 => return Err(PcapError::Empty),
+            n if n < 24 => return Err(PcapError::ShortHeader(n)),
+            _ => {}
         }
         let le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let be = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
@@ -292,42 +300,73 @@ pub struct Job<'a> {
     pub output: &'a Path,
     /// Verdict file, if wanted.
     pub verdicts: Option<&'a Path>,
+    /// The other files the run read (`("configuration", path)`, ...),
+    /// which no output may be.
+    pub reads: &'a [(&'a str, &'a Path)],
 }
 
 /// Errors of a replay, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Reading the input failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Input {
         /// The input file.
         path: PathBuf,
-        /// Why.
-        source: PcapError,
+        /// Why (part of the message, not a separate cause, so it is
+        /// printed once).
+        error: PcapError,
     },
     /// Writing an output failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Output {
         /// The output file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        error: io::Error,
+    },
+    /// An output is one of the files read.
+    #[error("{} is also the {what} ({}); refusing to write over it", output.display(), input.display())]
+    SameFile {
+        /// The output.
+        output: PathBuf,
+        /// Which input it is.
+        what: String,
+        /// That input's path as given.
+        input: PathBuf,
     },
 }
 
 /// Replays `job.input` through the packet path.
 pub fn run(fwd: &Forwarder, enc: &Encapsulator, job: &Job<'_>) -> Result<Summary, RunError> {
-    let in_err = |source: PcapError| RunError::Input {
+    let in_err = |error: PcapError| RunError::Input {
         path: job.input.to_path_buf(),
-        source,
+        error,
     };
     let out_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source: io::Error| RunError::Output {
+        move |error: io::Error| RunError::Output {
             path: path.clone(),
-            source,
+            error,
         }
     };
+    let mut read: Vec<(&str, &Path)> = vec![("input capture", job.input)];
+    read.extend(job.reads.iter().copied());
+    let mut outputs = vec![job.output];
+    outputs.extend(job.verdicts);
+    for (i, out) in outputs.iter().enumerate() {
+        let mut others = read.clone();
+        if i == 1 {
+            others.push(("output capture", job.output));
+        }
+        if let Some((what, input)) = glb_io::file_id::clashes(out, &others[..]) {
+            return Err(RunError::SameFile {
+                output: out.to_path_buf(),
+                what: what.to_owned(),
+                input: input.to_path_buf(),
+            });
+        }
+    }
 
     let file = File::open(job.input).map_err(|e| in_err(e.into()))?;
     let mut reader = Reader::new(BufReader::new(file)).map_err(in_err)?;

@@ -23,10 +23,15 @@ fn run(args: &Args) -> Result<()> {
     let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?;
     // A capture file has no port, hence no source MAC.
     let enc = Encapsulator::new(cfg.encap_params(ethernet::Address::ZERO));
+    let reads = [
+        ("configuration", args.config_file.as_path()),
+        ("forwarding table", args.forwarding_table.as_path()),
+    ];
     let job = Job {
         input: &args.pcap_file,
         output: &args.output,
         verdicts: args.verdicts.as_deref(),
+        reads: &reads,
     };
     let s = pcap::run(&fwd, &enc, &job)?;
     let c = s.counters;

@@ -156,6 +156,97 @@ fn bad_inputs_fail_cleanly_without_output() {
         &dir.path().join("missing.pcap"),
         "missing.pcap",
     );
+
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    expect_failure(&cfg, &table, &empty, "empty.pcap: the file is empty");
+    let short = dir.path().join("short.pcap");
+    std::fs::write(&short, &std::fs::read(&pcap).unwrap()[..10]).unwrap();
+    expect_failure(
+        &cfg,
+        &table,
+        &short,
+        "ends inside the 24-byte pcap header (10 bytes)",
+    );
+}
+
+/// Each error is printed once, not once per layer of its cause chain.
+#[test]
+fn an_error_is_printed_once() {
+    let case = case0();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let run = bin()
+        .arg("--config-file")
+        .arg(case.join("config.json"))
+        .arg("--forwarding-table")
+        .arg(case.join("table.bin"))
+        .arg("--pcap-file")
+        .arg(&empty)
+        .arg("--output")
+        .arg(dir.path().join("out.pcap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(stderr.matches("the file is empty").count(), 1, "{stderr}");
+}
+
+/// No output may be one of the files read, however its path is spelled.
+#[test]
+fn outputs_never_overwrite_inputs() {
+    let case = case0();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "table.bin", "input.pcap"] {
+        std::fs::copy(case.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let before: Vec<Vec<u8>> = ["config.json", "table.bin", "input.pcap"]
+        .iter()
+        .map(|n| std::fs::read(p(n)).unwrap())
+        .collect();
+    let cases = [
+        (p("sub/../input.pcap"), p("v.txt"), "also the input capture"),
+        (
+            p("sub/../config.json"),
+            p("v.txt"),
+            "also the configuration",
+        ),
+        (
+            p("out.pcap"),
+            p("sub/../table.bin"),
+            "also the forwarding table",
+        ),
+        (
+            p("out.pcap"),
+            p("sub/../out.pcap"),
+            "also the output capture",
+        ),
+    ];
+    for (out, verdicts, want) in cases {
+        let run = bin()
+            .arg("--config-file")
+            .arg(p("config.json"))
+            .arg("--forwarding-table")
+            .arg(p("table.bin"))
+            .arg("--pcap-file")
+            .arg(p("input.pcap"))
+            .arg("--output")
+            .arg(&out)
+            .arg("--verdicts")
+            .arg(&verdicts)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{}: accepted", out.display());
+        assert!(stderr.contains(want), "{stderr}");
+    }
+    let after: Vec<Vec<u8>> = ["config.json", "table.bin", "input.pcap"]
+        .iter()
+        .map(|n| std::fs::read(p(n)).unwrap())
+        .collect();
+    assert!(before == after, "an input was changed");
 }
 
 /// Big-endian and nanosecond captures are read; timestamps are carried

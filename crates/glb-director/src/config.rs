@@ -276,11 +276,9 @@ impl DirectorConfig {
             file,
             warnings: Vec::new(),
         };
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| cx.err("", format!("not valid JSON: {e}")))?;
-        let obj = root
-            .as_object()
-            .ok_or_else(|| cx.err("", "expected a JSON object at the top level"))?;
+        let root: Value = glb_core::json::document(text).map_err(|m| cx.err("", m))?;
+        let obj =
+            glb_core::json::top_object(&root, "of director settings").map_err(|m| cx.err("", m))?;
         cx.unknown_keys("", obj, TOP_KEYS);
 
         let mac = obj

@@ -49,10 +49,29 @@ pub fn load<T, E: Display>(
     path: &Path,
     build: impl FnOnce(&TableFile<'_>) -> Result<T, E>,
 ) -> Result<T, TableError> {
-    let bytes = std::fs::read(path).map_err(|error| TableError::Read {
+    let read_err = |error| TableError::Read {
         path: path.to_owned(),
         error,
-    })?;
+    };
+    // A file larger than any table could be is refused before it is read.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(glb_core::table::MAX_FILE_SIZE as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(read_err)?;
+    if bytes.len() > glb_core::table::MAX_FILE_SIZE {
+        return Err(TableError::Unusable {
+            path: path.to_owned(),
+            message: format!(
+                "larger than the largest table file ({} bytes, {} tables)",
+                glb_core::table::MAX_FILE_SIZE,
+                glb_core::model::MAX_TABLES
+            ),
+        });
+    }
     let file = TableFile::parse(&bytes).map_err(|error| TableError::Invalid {
         path: path.to_owned(),
         error,

@@ -394,6 +394,16 @@ fn conformance_configs_load() {
 fn not_json() {
     let e = DirectorConfig::from_json("director.conf", "{ nope").unwrap_err();
     assert!(e.to_string().contains("not valid JSON"), "{e}");
+    // A byte order mark is skipped, a comment and a non-object are named.
+    let text = minimal().to_string();
+    assert!(DirectorConfig::from_json("director.conf", &format!("\u{feff}{text}")).is_ok());
+    let e = DirectorConfig::from_json("director.conf", &format!("// router\n{text}")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "director.conf: line 1: a comment; JSON has no comments (remove it)"
+    );
+    let e = DirectorConfig::from_json("director.conf", "[1]").unwrap_err();
+    assert!(e.to_string().contains("must be a JSON object"), "{e}");
     let e = DirectorConfig::load(std::path::Path::new("/nonexistent/director.conf")).unwrap_err();
     assert!(
         e.to_string()

@@ -17,6 +17,8 @@ use serde_json::Value;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:19520";
 /// Minimum time between two runs of the reload command, unless configured.
 pub const DEFAULT_RELOAD_HOLD: Duration = Duration::from_secs(10);
+/// Allowed `reload_hold_ms`: up to an hour.
+pub const RELOAD_HOLD_MS: std::ops::RangeInclusive<u64> = 0..=3_600_000;
 
 /// A validated `healthcheck.conf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +74,10 @@ impl Config {
     /// Validates configuration text; `name` prefixes every error.
     pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         let err = |key: &str, message: String| ConfigError::new(name, key, message);
-        if text.trim().is_empty() {
-            return Err(ConfigError::whole(name, "file is empty"));
-        }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ConfigError::whole(name, format!("not valid JSON: {e}")))?;
-        let Some(top) = value.as_object() else {
-            return Err(ConfigError::whole(name, "must be a JSON object"));
-        };
+        let value: Value =
+            glb_core::json::document(text).map_err(|m| ConfigError::whole(name, m))?;
+        let top = glb_core::json::top_object(&value, "with \"forwarding_table\"")
+            .map_err(|m| ConfigError::whole(name, m))?;
         let mut unknown_keys: Vec<String> = top
             .keys()
             .filter(|k| !KNOWN_TOP.contains(&k.as_str()))
@@ -101,7 +99,10 @@ impl Config {
         if raw.forwarding_table.dst.is_empty() {
             return Err(err("forwarding_table.dst", "is empty".into()));
         }
-        if raw.forwarding_table.src == raw.forwarding_table.dst {
+        if glb_io::file_id::same_file(
+            Path::new(&raw.forwarding_table.src),
+            Path::new(&raw.forwarding_table.dst),
+        ) {
             return Err(err(
                 "forwarding_table.dst",
                 "is the same file as forwarding_table.src; the checked table would \
@@ -122,6 +123,16 @@ impl Config {
                 format!(
                     "{listen} is not a loopback address; the status listener only serves \
                      this host"
+                ),
+            ));
+        }
+        if let Some(ms) = raw.reload_hold_ms.filter(|ms| !RELOAD_HOLD_MS.contains(ms)) {
+            return Err(err(
+                "reload_hold_ms",
+                format!(
+                    "{ms} is outside {}-{} (one hour)",
+                    RELOAD_HOLD_MS.start(),
+                    RELOAD_HOLD_MS.end()
                 ),
             ));
         }
@@ -218,6 +229,15 @@ mod tests {
             ("", "hc.conf: file is empty"),
             ("{", "hc.conf: not valid JSON"),
             ("[]", "must be a JSON object"),
+            ("\u{feff}[]", "must be a JSON object"),
+            (
+                "// x\n{}",
+                "hc.conf: line 1: a comment; JSON has no comments",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "b"}, "reload_hold_ms": 18446744073709551615}"#,
+                "hc.conf: reload_hold_ms: 18446744073709551615 is outside 0-3600000",
+            ),
             ("{}", "hc.conf: forwarding_table: missing"),
             (
                 r#"{"forwarding_table": {"src": "a"}}"#,
@@ -229,6 +249,10 @@ mod tests {
             ),
             (
                 r#"{"forwarding_table": {"src": "a", "dst": "a"}}"#,
+                "forwarding_table.dst: is the same file",
+            ),
+            (
+                r#"{"forwarding_table": {"src": "a", "dst": "./a"}}"#,
                 "forwarding_table.dst: is the same file",
             ),
             (

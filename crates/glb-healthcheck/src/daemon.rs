@@ -202,10 +202,15 @@ impl Daemon {
             r.handle.abort();
         }
         api.abort();
-        if let Some(task) = self.reload_task.take() {
+        if let Some(mut task) = self.reload_task.take() {
             if !task.is_finished() {
                 tracing::info!("waiting for the running reload command");
-                let _ = tokio::time::timeout(STOP_GRACE, task).await;
+                if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+                    // Dropping the run ends the command's process group.
+                    tracing::warn!("the reload command is still running; ending it");
+                    task.abort();
+                    let _ = task.await;
+                }
             }
         }
         Ok(())

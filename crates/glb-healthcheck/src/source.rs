@@ -89,7 +89,7 @@ impl SourceTable {
     /// Validates source text; `name` prefixes every message.
     pub fn parse(name: &str, text: &str) -> Result<SourceTable, String> {
         let model = ForwardingTables::from_json(name, text).map_err(|e| e.to_string())?;
-        let doc: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        let doc: Value = glb_core::json::document(text).map_err(|e| format!("{name}: {e}"))?;
         let mut warnings: Vec<String> = model
             .warnings()
             .iter()
@@ -213,7 +213,7 @@ mod tests {
          "binds": [{"ip": "10.10.10.10", "proto": "tcp", "port": 80, "comment": "vip"}],
          "backends": [
            {"ip": "192.0.2.1", "state": "active", "healthy": false, "rack": "r1",
-            "healthchecks": {"http": 80, "http_uri": "/status", "gue": 19523, "extra": true}},
+            "healthchecks": {"http": 80, "http_uri": "/status", "gue": 19523}},
            {"ip": "192.0.2.2", "state": "inactive",
             "healthchecks": {"tcp": 22}},
            {"ip": "192.0.2.3", "state": "draining", "healthy": true}

@@ -428,3 +428,65 @@ fn killing_the_daemon_at_random_moments_never_leaves_a_partial_file() {
         .collect();
     assert!(leftovers.is_empty(), "stale temporary files: {leftovers:?}");
 }
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A reload command that prints 300 MB before failing leaves the daemon
+/// small (only the end of the output is kept) and logs the end.
+#[test]
+fn a_reload_command_that_prints_without_end_does_not_grow_the_daemon() {
+    let setup = Setup::new(
+        "127.77.14.1",
+        &one_backend_source("127.77.14.10", 1, 300),
+        json!({"reload_hold_ms": 0}),
+    );
+    let done = setup.path("done");
+    let mut conf: Value = read_json(&setup.conf).unwrap();
+    conf["reload_command"] = json!(format!(
+        "yes | head -c 300000000; echo the-end; touch {}; exit 3",
+        done.display()
+    ));
+    std::fs::write(&setup.conf, conf.to_string()).unwrap();
+    let mut d = setup.spawn();
+    d.wait_ready();
+    wait_for("the noisy reload command to fail", WAIT, || {
+        d.var("reload_command_failures").filter(|n| *n >= 1)
+    });
+    assert!(done.exists());
+    let kb = peak_rss_kb(d.pid()).expect("the daemon's /proc status");
+    assert!(kb < 100 * 1024, "peak RSS {kb} kB after 300 MB of output");
+    wait_for("the failure logged with the output's end", WAIT, || {
+        d.log_text().contains("the-end").then_some(())
+    });
+}
+
+/// An unknown kind of check is refused at start, naming table, backend and
+/// key, instead of being skipped and the backend written healthy.
+#[test]
+fn an_unknown_check_kind_stops_the_daemon_at_start() {
+    let src = source(
+        300,
+        100,
+        1,
+        vec![table(
+            "t",
+            vec![json!({"ip": "127.77.14.20", "state": "active", "healthchecks": {"bogus": 1}})],
+        )],
+    );
+    let setup = Setup::new("127.77.14.2", &src, json!({}));
+    let mut d = setup.spawn();
+    let status = d.wait_exit(WAIT).expect("the daemon exits");
+    assert!(!status.success());
+    let log = d.log_text();
+    assert!(
+        log.contains("table 0 (\"t\"), backend 0: \"healthchecks\": unknown field `bogus`"),
+        "{log}"
+    );
+    assert!(!setup.dst.exists(), "no checked table written");
+}

@@ -8,15 +8,28 @@
 //! temporary file is removed. The destination keeps its permission bits
 //! (a new one gets 0644: these files are meant to be read by other tools).
 //!
-//! What happens to a destination that is not a regular file is decided in
-//! one place, [`Destination::of`]: a device or FIFO (`/dev/null`, a pipe
-//! to another tool) is written in place, because renaming over it would
-//! replace the node with a regular file.
+//! Only a regular file is ever replaced, and what happens to anything
+//! else is decided in one place, [`Destination::of`]:
+//!
+//! * missing: created;
+//! * a regular file: replaced;
+//! * a symbolic link: the file it points to is replaced, the link stays;
+//! * a character device or FIFO (`/dev/null`, a pipe to another tool):
+//!   written in place, never renamed over, so the node survives;
+//! * anything else (a directory, a socket, a block device): refused
+//!   with a message naming it, before anything is written.
+//!
+//! A temporary file is named `.NAME.tmp-PID-XXXXXX`. A program that may
+//! be killed while writing one (the table compiler) calls
+//! [`remove_temps_on_signals`] so `SIGTERM`, `SIGINT` and `SIGHUP`
+//! remove it before the process ends; [`remove_stale_temps`] sweeps the
+//! ones a `SIGKILL`ed earlier run left, leaving those of live processes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -48,37 +61,110 @@ fn context(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> io::Error
 }
 
 /// How a destination is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// Missing, or a regular file (or anything a rename refuses, such as a
-    /// directory, which then fails cleanly): replaced through a temporary
-    /// file, keeping these permission bits.
+    /// Missing or a regular file (`target`, which is the destination or
+    /// the file its symbolic link points to): replaced through a
+    /// temporary file, keeping these permission bits.
     Replace {
+        /// The file that is replaced.
+        target: PathBuf,
         /// Permission bits the new file gets.
         mode: u32,
     },
-    /// An existing device, FIFO or socket: written in place.
+    /// An existing character device or FIFO: written in place.
     InPlace,
+    /// Anything else: not written at all.
+    Refused {
+        /// What it is ("a directory", "a socket", ...).
+        what: &'static str,
+    },
 }
 
 impl Destination {
     /// Looks at what is at `path` now.
     pub fn of(path: &Path) -> Destination {
-        match fs::metadata(path) {
-            Ok(m) if m.is_file() => Destination::Replace {
-                mode: m.permissions().mode() & 0o7777,
+        let replace = |target: &Path, mode| Destination::Replace {
+            target: target.to_owned(),
+            mode,
+        };
+        let link = fs::symlink_metadata(path);
+        // Follow a link to what it names; a dangling link names the file
+        // that will be created, beside the link's target path.
+        let target = match &link {
+            Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+                Ok(t) => t,
+                Err(_) => match fs::read_link(path) {
+                    Ok(t) if t.is_absolute() => t,
+                    Ok(t) => parent_dir(path).join(t),
+                    Err(_) => path.to_owned(),
+                },
             },
-            Ok(m) if !m.is_dir() => Destination::InPlace,
-            _ => Destination::Replace {
-                mode: NEW_FILE_MODE,
-            },
+            _ => path.to_owned(),
+        };
+        let m = match fs::metadata(&target) {
+            Ok(m) => m,
+            Err(_) => return replace(&target, NEW_FILE_MODE),
+        };
+        let t = m.file_type();
+        if t.is_file() {
+            replace(&target, m.permissions().mode() & 0o7777)
+        } else if t.is_char_device() || t.is_fifo() {
+            Destination::InPlace
+        } else if t.is_dir() {
+            Destination::Refused {
+                what: "a directory",
+            }
+        } else if t.is_socket() {
+            Destination::Refused { what: "a socket" }
+        } else if t.is_block_device() {
+            Destination::Refused {
+                what: "a block device",
+            }
+        } else {
+            Destination::Refused {
+                what: "not a regular file",
+            }
         }
     }
 }
 
+/// Temporary files being written now, removed by the signal handler of
+/// [`remove_temps_on_signals`].
+static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live_temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE_TEMPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn forget_temp(path: &Path) {
+    live_temps().retain(|p| p != path);
+}
+
+/// Makes `SIGTERM`, `SIGINT` and `SIGHUP` remove every temporary file
+/// this process is writing, then end the process as the signal would
+/// have. For tools that run long enough to be killed mid-write; daemons
+/// that stop cleanly on these signals do not need it.
+pub fn remove_temps_on_signals() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("temp-cleanup".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                for p in live_temps().drain(..) {
+                    let _ = fs::remove_file(p);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
 #[derive(Debug)]
 enum Sink {
-    Temp(NamedTempFile),
+    Temp { tmp: NamedTempFile, target: PathBuf },
     InPlace(File),
 }
 
@@ -88,38 +174,59 @@ enum Sink {
 #[derive(Debug)]
 pub struct AtomicFile {
     dest: PathBuf,
-    sink: Sink,
+    /// `None` only once committed.
+    sink: Option<Sink>,
 }
 
 impl AtomicFile {
     /// Starts writing a replacement for `dest`.
     pub fn create(dest: &Path) -> io::Result<AtomicFile> {
         let sink = match Destination::of(dest) {
+            Destination::Refused { what } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is {what}; only a regular file (or a missing one) is replaced",
+                        dest.display()
+                    ),
+                ));
+            }
             Destination::InPlace => Sink::InPlace(
                 OpenOptions::new()
                     .write(true)
                     .open(dest)
                     .map_err(context(|| format!("cannot open {}", dest.display())))?,
             ),
-            Destination::Replace { mode } => {
-                let dir = parent_dir(dest);
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!("{}{}-", temp_prefix(dest)?, std::process::id()))
-                    .tempfile_in(dir)
-                    .map_err(context(|| {
-                        format!("cannot create a temporary file in {}", dir.display())
-                    }))?;
-                tmp.as_file()
+            Destination::Replace { target, mode } => {
+                let dir = parent_dir(&target);
+                let tmp = {
+                    // Registered before the file exists, so a signal
+                    // arriving in between still finds it.
+                    let mut live = live_temps();
+                    let tmp = tempfile::Builder::new()
+                        .prefix(&format!("{}{}-", temp_prefix(&target)?, std::process::id()))
+                        .tempfile_in(dir)
+                        .map_err(context(|| {
+                            format!("cannot create a temporary file in {}", dir.display())
+                        }))?;
+                    live.push(tmp.path().to_owned());
+                    tmp
+                };
+                if let Err(e) = tmp
+                    .as_file()
                     .set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(context(|| {
+                {
+                    forget_temp(tmp.path());
+                    return Err(context(|| {
                         format!("cannot set the permissions of {}", tmp.path().display())
-                    }))?;
-                Sink::Temp(tmp)
+                    })(e));
+                }
+                Sink::Temp { tmp, target }
             }
         };
         Ok(AtomicFile {
             dest: dest.to_owned(),
-            sink,
+            sink: Some(sink),
         })
     }
 
@@ -129,43 +236,60 @@ impl AtomicFile {
     }
 
     /// Makes the new contents durable and puts them in place.
-    pub fn commit(self) -> io::Result<()> {
-        let dest = &self.dest;
-        match self.sink {
-            Sink::InPlace(mut f) => f
+    pub fn commit(mut self) -> io::Result<()> {
+        let dest = self.dest.clone();
+        match self.sink.take() {
+            None => Ok(()),
+            Some(Sink::InPlace(mut f)) => f
                 .flush()
                 .map_err(context(|| format!("cannot write {}", dest.display()))),
-            Sink::Temp(mut tmp) => {
-                tmp.flush()
+            Some(Sink::Temp { mut tmp, target }) => {
+                let path = tmp.path().to_owned();
+                let done = tmp
+                    .flush()
                     .and_then(|()| tmp.as_file().sync_all())
-                    .map_err(context(|| format!("cannot write {}", tmp.path().display())))?;
-                tmp.persist(dest).map_err(|e| {
-                    context(|| format!("cannot rename a temporary file to {}", dest.display()))(
-                        e.error,
-                    )
-                })?;
-                let dir = parent_dir(dest);
+                    .map_err(context(|| format!("cannot write {}", path.display())));
+                let done = done.and_then(|()| {
+                    tmp.persist(&target).map(drop).map_err(|e| {
+                        context(|| {
+                            format!("cannot rename a temporary file to {}", target.display())
+                        })(e.error)
+                    })
+                });
+                forget_temp(&path);
+                done?;
+                let dir = parent_dir(&target);
                 File::open(dir)
                     .and_then(|d| d.sync_all())
                     .map_err(context(|| format!("cannot fsync {}", dir.display())))
             }
         }
     }
+
+    fn sink(&mut self) -> &mut dyn Write {
+        match self.sink.as_mut() {
+            Some(Sink::Temp { tmp, .. }) => tmp,
+            Some(Sink::InPlace(f)) => f,
+            None => unreachable!("an AtomicFile is only written before its commit"),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Some(Sink::Temp { tmp, .. }) = &self.sink {
+            forget_temp(tmp.path());
+        }
+    }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.sink {
-            Sink::Temp(t) => t.write(buf),
-            Sink::InPlace(f) => f.write(buf),
-        }
+        self.sink().write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.sink {
-            Sink::Temp(t) => t.flush(),
-            Sink::InPlace(f) => f.flush(),
-        }
+        self.sink().flush()
     }
 }
 
@@ -179,7 +303,8 @@ pub fn replace(dest: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Removes the temporary files that a killed earlier run may have left
-/// beside `dest`; returns how many were removed.
+/// beside `dest`; returns how many were removed. A temporary file whose
+/// writer (the PID in its name) is still running is left alone.
 pub fn remove_stale_temps(dest: &Path) -> usize {
     let Ok(prefix) = temp_prefix(dest) else {
         return 0;
@@ -189,7 +314,18 @@ pub fn remove_stale_temps(dest: &Path) -> usize {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                return false;
+            };
+            let writer = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            match writer {
+                Some(pid) if pid == std::process::id() => false,
+                Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+                None => true,
+            }
+        })
         .filter(|e| fs::remove_file(e.path()).is_ok())
         .count()
 }
@@ -244,9 +380,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A non-empty directory in the way makes the rename fail after the
         // temporary file was written.
+        // A directory that appears after the check makes the rename fail
+        // after the temporary file was written.
         let blocked = dir.path().join("sub");
+        let mut f = AtomicFile::create(&blocked).unwrap();
+        f.write_all(b"new").unwrap();
         fs::create_dir_all(blocked.join("x")).unwrap();
-        assert!(replace(&blocked, b"new").is_err());
+        assert!(f.commit().is_err());
         assert!(blocked.join("x").is_dir());
         assert_eq!(names(dir.path()), ["sub"]);
         let e = replace(&dir.path().join("missing/t.json"), b"x").unwrap_err();
@@ -280,9 +420,54 @@ mod tests {
     fn stale_temporaries_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
-        fs::write(dir.path().join(".t.json.tmp-123-abcdef"), b"partial").unwrap();
+        // 4194305 is above the largest PID Linux hands out: nobody writes it.
+        fs::write(dir.path().join(".t.json.tmp-4194305-abcdef"), b"partial").unwrap();
+        let live = format!(".t.json.tmp-{}-ghijkl", std::process::id());
+        fs::write(dir.path().join(&live), b"being written").unwrap();
         fs::write(dir.path().join("other"), b"keep").unwrap();
         assert_eq!(remove_stale_temps(&path), 1);
-        assert_eq!(names(dir.path()), ["other"]);
+        assert_eq!(names(dir.path()), [live.as_str(), "other"]);
+    }
+
+    #[test]
+    fn only_regular_files_are_replaced_others_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let e = replace(&sub, b"new").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        assert!(sub.is_dir());
+        let sock_path = dir.path().join("sock");
+        let _sock = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+        let e = replace(&sock_path, b"new").unwrap_err();
+        assert!(e.to_string().contains("is a socket"), "{e}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::symlink_metadata(&sock_path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        // Refused before anything was written: no temporary file.
+        assert_eq!(names(dir.path()), ["sock", "sub"]);
+    }
+
+    #[test]
+    fn a_symlink_keeps_pointing_at_the_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.bin");
+        fs::write(&real, b"old").unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink("real.bin", &link).unwrap();
+        replace(&link, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["link.bin", "real.bin"]);
     }
 }

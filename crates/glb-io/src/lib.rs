@@ -5,6 +5,8 @@
 //!   the destination, fsync'd, renamed over it, the directory fsync'd.
 //!   The table compiler, the health checker's checked table, the
 //!   redirect's stats file and the pcap engine's outputs all go through it.
+//! * [`file_id`] — whether two paths are the same file (device and
+//!   inode), so no tool writes its output over one of its inputs.
 //! * [`statsd`] — packing metric lines into datagrams and sending them
 //!   best-effort over UDP.
 //! * [`config`] — the one shape of a configuration error (file, key,
@@ -17,5 +19,6 @@
 
 pub mod atomic_file;
 pub mod config;
+pub mod file_id;
 pub mod notify;
 pub mod statsd;

@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once: the log goes to standard error too.
             tracing::error!("{e:#}");
-            eprintln!("glb-redirect: error: {e:#}");
             ExitCode::FAILURE
         }
     }
