@@ -40,7 +40,7 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
             backend(
                 "127.77.1.10",
                 "active",
-                json!({"http": 8080, "http_uri": "/status", "note": 1}),
+                json!({"http": 8080, "http_uri": "/status"}),
             ),
             backend("127.77.1.11", "active", json!({"http": 8080})),
             backend("127.77.1.12", "active", json!({"http": 8080})),
