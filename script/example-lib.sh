@@ -157,6 +157,23 @@ healthcheck_conf() { # CLI-PATH DIRECTOR-RELOAD-COMMAND
 EOF
 }
 
+# glb-redirect's allowlists: GUE only from the directors and the proxies
+# (second chances, health checks), second chances only to the proxies.
+redirect_allow_args() {
+    echo "--allow-source ${DC_IP[glb-director1]},${DC_IP[glb-director2]},${DC_IP[glb-proxy1]},${DC_IP[glb-proxy2]} --allow-hop ${DC_IP[glb-proxy1]},${DC_IP[glb-proxy2]}"
+}
+
+# /etc/default/glb-redirect on a proxy: the packaged settings with the
+# example's allowlists.
+redirect_default() { # STATS-FILE
+    cat <<EOF
+GLB_REDIRECT_ARGS="--listen 0.0.0.0:19523 --tun glbredirect0 --workers 1 --stats-file $1 $(redirect_allow_args)"
+GLB_REDIRECT_MODE=socket
+GLB_REDIRECT_PORT=19523
+GLB_REDIRECT_QUEUES=0
+EOF
+}
+
 # /etc/default/glb-director: DPDK reads the datacenter interface through
 # net_af_packet; ordinary memory, no PCI, no hugepages.
 director_default() { # IFACE LCORES FILE-PREFIX

@@ -155,6 +155,8 @@ proxy1 | proxy2)
     nginx_server_conf /var/www/glb >/etc/nginx/sites-available/glb-example
     rm -f /etc/nginx/sites-enabled/default
     ln -sf /etc/nginx/sites-available/glb-example /etc/nginx/sites-enabled/glb-example
+    # The package's allowlists narrowed to the example's directors and proxies.
+    redirect_default /run/glb-redirect/stats >/etc/default/glb-redirect
     systemctl enable nginx.service >/dev/null
     systemctl restart nginx.service glb-redirect.service
     ;;

@@ -100,6 +100,8 @@ fn measure(gen_sock: &UdpSocket, sink: &Netns, to: SocketAddrV4, payload: &[u8])
 fn main() {
     // `cargo bench` passes harness flags such as --bench; nothing to parse.
     require_root_and_ip();
+    // Killed by a timeout, the bench still removes its namespaces.
+    glb_testkit::netns::remove_on_signals();
     let p = unique_prefix("bench");
     let gen_ns = Netns::create(format!("{p}-gen"));
     let px = Netns::create(format!("{p}-px"));

@@ -73,6 +73,35 @@ pub struct Args {
     /// besides the interface addresses (repeatable).
     #[arg(long = "local-ip", value_name = "IP")]
     pub local_ips: Vec<Ipv4Addr>,
+
+    /// Accept GUE only from these outer source addresses or prefixes: the
+    /// directors and the other proxies (repeatable, or comma-separated).
+    /// Anything else is dropped and counted. Without it GUE is accepted
+    /// from anywhere, which makes the proxy an open relay (a warning says so).
+    #[arg(long = "allow-source", value_name = "PREFIX[,PREFIX...]",
+          value_parser = crate::allow::parse_list)]
+    pub allow_sources: Vec<Vec<crate::allow::Prefix>>,
+
+    /// Give second chances only to these next hops (the proxies'
+    /// addresses or prefixes; repeatable, or comma-separated). A packet
+    /// naming any other hop is dropped and counted. Without it any hop
+    /// the packet names is used.
+    #[arg(long = "allow-hop", value_name = "PREFIX[,PREFIX...]",
+          value_parser = crate::allow::parse_list)]
+    pub allow_hops: Vec<Vec<crate::allow::Prefix>>,
+}
+
+impl Args {
+    /// The allowlists given on the command line.
+    pub fn allow(&self) -> crate::allow::Allow {
+        let flat = |v: &[Vec<crate::allow::Prefix>]| {
+            crate::allow::List::new(v.iter().flatten().copied().collect())
+        };
+        crate::allow::Allow {
+            sources: flat(&self.allow_sources),
+            hops: flat(&self.allow_hops),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -49,6 +49,10 @@ pub enum Counter {
     DroppedUnsupportedInner,
     /// Dropped: inner non-initial fragment.
     DroppedInnerFragment,
+    /// Dropped: outer source not on `--allow-source`.
+    DroppedSourceNotAllowed,
+    /// Dropped: next hop not on `--allow-hop`.
+    DroppedHopNotAllowed,
     /// Socket-table lookups made.
     SocketLookups,
     /// Socket-table lookups that failed (treated as "no socket").
@@ -82,6 +86,8 @@ pub const ALL: [Counter; COUNT] = [
     Counter::DroppedBadInner,
     Counter::DroppedUnsupportedInner,
     Counter::DroppedInnerFragment,
+    Counter::DroppedSourceNotAllowed,
+    Counter::DroppedHopNotAllowed,
     Counter::SocketLookups,
     Counter::SocketLookupErrors,
     Counter::LocalDeliveryErrors,
@@ -107,6 +113,8 @@ pub const NAMES: [&str; COUNT] = [
     "dropped_bad_inner_packets",
     "dropped_unsupported_inner_packets",
     "dropped_inner_fragment_packets",
+    "dropped_source_not_allowed_packets",
+    "dropped_hop_not_allowed_packets",
     "socket_lookups",
     "socket_lookup_errors",
     "local_delivery_errors",
@@ -137,6 +145,8 @@ impl Counter {
             DropReason::BadInner => Counter::DroppedBadInner,
             DropReason::UnsupportedInner => Counter::DroppedUnsupportedInner,
             DropReason::InnerFragment => Counter::DroppedInnerFragment,
+            DropReason::SourceNotAllowed => Counter::DroppedSourceNotAllowed,
+            DropReason::HopNotAllowed => Counter::DroppedHopNotAllowed,
         }
     }
 

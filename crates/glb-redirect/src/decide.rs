@@ -47,6 +47,10 @@ pub enum DropReason {
     /// A non-initial IPv4 fragment: it carries no ports, so no decision
     /// can be made (directors never send them).
     InnerFragment,
+    /// The outer source is not on `--allow-source`.
+    SourceNotAllowed,
+    /// The next hop is not on `--allow-hop`.
+    HopNotAllowed,
 }
 
 /// Why a packet is handled by the local stack.

@@ -8,6 +8,8 @@
 //! TCP/IP stack takes them as if they had arrived for the VIP; the rest
 //! are sent on to the next hop listed in the GUE header.
 //!
+//! * [`allow`] — the source and hop allowlists that keep the proxy from
+//!   being an open relay.
 //! * [`decide`] — validation and the local/forward/drop decision, pure.
 //! * [`forward`] — the outer headers of a forwarded packet.
 //! * [`sockdiag`] — exact-match TCP socket lookups over `NETLINK_SOCK_DIAG`.
@@ -17,10 +19,12 @@
 //! * [`counters`], [`stats`] — outcome counters, the stats file, statsd.
 //! * [`tun`], [`sys`], [`sysctl`] — the operating-system edges.
 
+pub mod allow;
 pub mod cli;
 pub mod counters;
 pub mod decide;
 pub mod forward;
+pub mod instance;
 pub mod nfqueue;
 pub mod sockdiag;
 pub mod stats;

@@ -51,7 +51,25 @@ fn run(args: Args) -> Result<()> {
     // Before any thread starts, so every thread inherits the mask and the
     // signals wait for the main loop.
     let signals = Signals::block().context("cannot block signals")?;
+    // One daemon per GUE port and TUN device in a network namespace: a
+    // second one would silently take half of the traffic.
+    let _instance = glb_redirect::instance::claim(&args).context("cannot start")?;
     let stats_file = StatsFile::new(&args.stats_file)?;
+    let allow = args.allow();
+    if allow.sources.is_open() {
+        tracing::warn!(
+            "no --allow-source: GUE is accepted from any address, so anyone who reaches UDP {} \
+             can relay packets through this proxy; list the directors and proxies (docs/redirect.md)",
+            args.listen.port()
+        );
+    } else {
+        tracing::info!("GUE accepted only from {}", allow.sources);
+    }
+    if allow.hops.is_open() {
+        tracing::warn!("no --allow-hop: second chances go to any hop a packet names");
+    } else {
+        tracing::info!("second chances only to {}", allow.hops);
+    }
     let mut statsd = args
         .statsd
         .map(|to| Statsd::new(to, &args.statsd_prefix))
@@ -85,6 +103,7 @@ fn run(args: Args) -> Result<()> {
                 batch,
                 udp_checksum: !args.no_udp_checksum,
                 extra_local: args.local_ips.clone(),
+                allow: allow.clone(),
             };
             for (i, tun) in queues.into_iter().enumerate() {
                 let udp = worker::gue_socket(args.listen)?;
@@ -110,9 +129,10 @@ fn run(args: Args) -> Result<()> {
                 let nfq = NfQueue::open(queue)?;
                 let counters = Arc::new(Shared::default());
                 shared.push(counters.clone());
-                let (addrs, extra) = (addrs.clone(), args.local_ips.clone());
+                let (addrs, extra, allow) = (addrs.clone(), args.local_ips.clone(), allow.clone());
                 handles.push(spawn_worker(i, &stop, move || {
-                    NfqWorker::new(nfq, batch, extra, counters, addrs).map(|w| Box::new(w) as _)
+                    NfqWorker::new(nfq, batch, extra, allow, counters, addrs)
+                        .map(|w| Box::new(w) as _)
                 })?);
             }
             tracing::info!(

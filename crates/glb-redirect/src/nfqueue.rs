@@ -198,14 +198,16 @@ fn parse_packet(msg: &[u8]) -> Option<Queued> {
     })
 }
 
-/// The GUE payload of a queued packet and the address it was sent to.
-fn gue_of(packet: &[u8]) -> Result<(&[u8], Option<Ipv4Addr>), DropReason> {
+/// The GUE payload of a queued packet, the address it was sent to and
+/// the one it came from.
+type Gue<'a> = (&'a [u8], Option<Ipv4Addr>, Option<Ipv4Addr>);
+fn gue_of(packet: &[u8]) -> Result<Gue<'_>, DropReason> {
     let ip = ipv4::Packet::new_checked(packet).map_err(|_| DropReason::Truncated)?;
     if ip.protocol() != ip_proto::UDP || ip.frag_offset() != 0 {
         return Err(DropReason::BadGueHeader);
     }
     let udp = udp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::Truncated)?;
-    Ok((udp.payload(), Some(ip.dst_addr())))
+    Ok((udp.payload(), Some(ip.dst_addr()), Some(ip.src_addr())))
 }
 
 /// A bound netfilter queue.
@@ -298,6 +300,7 @@ impl NfqWorker {
         nfq: NfQueue,
         batch: usize,
         extra_local: Vec<Ipv4Addr>,
+        allow: crate::allow::Allow,
         shared: Arc<Shared>,
         addrs: Arc<LocalAddrs>,
     ) -> io::Result<NfqWorker> {
@@ -305,7 +308,7 @@ impl NfqWorker {
         Ok(NfqWorker {
             nfq,
             raw: worker::raw_socket()?,
-            decider: Decider::new(batch, addrs, extra_local)?,
+            decider: Decider::new(batch, addrs, extra_local, allow)?,
             ring: Ring::new(batch, COPY_RANGE as usize + MSG_OVERHEAD, 0),
             shared,
             local: Local::default(),

@@ -18,13 +18,22 @@ pub struct StatsFile {
 }
 
 impl StatsFile {
-    /// Prepares to write `path`, creating its directory when missing.
+    /// Prepares to write `path`, creating its directory when missing;
+    /// refuses a path that is not a file, and sweeps temporary files a
+    /// killed earlier run left beside it.
     pub fn new(path: &Path) -> io::Result<StatsFile> {
+        if let atomic_file::Destination::Refused { what } = atomic_file::Destination::of(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--stats-file {} is {what}, not a file", path.display()),
+            ));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        atomic_file::remove_stale_temps(path);
         Ok(StatsFile {
             path: path.to_owned(),
         })

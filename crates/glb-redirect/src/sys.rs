@@ -321,6 +321,32 @@ fn parse_cmsgs(mut b: &[u8], m: &mut RecvMeta) {
     }
 }
 
+/// The process at the other end of a connected Unix socket (`SO_PEERCRED`).
+pub fn peer_pid(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `cred`, which lives
+    // for the call; `len` is updated in place.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(cred.pid)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets an integer socket option.
 pub fn setsockopt_int(
     fd: BorrowedFd<'_>,

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::allow::Allow;
 use crate::counters::{Counter, Local, Shared};
 use crate::decide::{self, Class, DropReason, LocalReason, Parsed, SocketKey, Verdict};
 use crate::forward::{self, OUTER_LEN, Outer};
@@ -46,6 +47,8 @@ pub struct Settings {
     /// Addresses that count as this host besides the interface
     /// addresses.
     pub extra_local: Vec<Ipv4Addr>,
+    /// Who may send GUE here and which hops may get a second chance.
+    pub allow: Allow,
 }
 
 /// This host's IPv4 addresses, refreshed by the main thread. Workers
@@ -137,6 +140,7 @@ pub struct Decider {
     addrs: Arc<LocalAddrs>,
     addrs_seen: (u64, Arc<Vec<Ipv4Addr>>),
     extra_local: Vec<Ipv4Addr>,
+    allow: Allow,
 }
 
 impl Decider {
@@ -145,6 +149,7 @@ impl Decider {
         batch: usize,
         addrs: Arc<LocalAddrs>,
         extra_local: Vec<Ipv4Addr>,
+        allow: Allow,
     ) -> io::Result<Self> {
         let addrs_seen = addrs.snapshot();
         Ok(Decider {
@@ -155,6 +160,7 @@ impl Decider {
             addrs,
             addrs_seen,
             extra_local,
+            allow,
         })
     }
 
@@ -165,12 +171,13 @@ impl Decider {
     }
 
     /// Decides for datagrams `0..n`. `item(i)` gives datagram `i`'s GUE
-    /// payload and the address it was sent to, or why it is unusable.
+    /// payload, the address it was sent to and the one it came from, or
+    /// why it is unusable.
     /// `out[i]` receives the decision for datagram `i`.
     pub fn decide<'a>(
         &mut self,
         n: usize,
-        item: impl Fn(usize) -> Result<(&'a [u8], Option<Ipv4Addr>), DropReason>,
+        item: impl Fn(usize) -> Result<(&'a [u8], Option<Ipv4Addr>, Option<Ipv4Addr>), DropReason>,
         counters: &mut Local,
         out: &mut Vec<Decision>,
     ) {
@@ -180,7 +187,17 @@ impl Decider {
         self.pending.clear();
         self.keys.clear();
         for i in 0..n {
-            let p = match item(i).and_then(|(gue, _)| decide::classify(gue)) {
+            let allowed = |(gue, _, src): (&'a [u8], _, Option<Ipv4Addr>)| {
+                // A datagram whose source is unknown is let through only
+                // when no list restricts sources.
+                if self.allow.sources.is_open() || src.is_some_and(|s| self.allow.sources.allows(s))
+                {
+                    Ok(gue)
+                } else {
+                    Err(DropReason::SourceNotAllowed)
+                }
+            };
+            let p = match item(i).and_then(allowed).and_then(decide::classify) {
                 Err(d) => Pending::Done(Verdict::Drop(d), None),
                 Ok(p) => match p.class {
                     Class::Local(r) => Pending::Done(Verdict::Local(r), Some(p)),
@@ -211,8 +228,13 @@ impl Decider {
                         Verdict::Local(LocalReason::Established)
                     } else {
                         match item(i) {
-                            Ok((gue, dst)) => {
-                                decide::second_chance(gue, &p, |h| self.is_self(h, dst))
+                            Ok((gue, dst, _)) => {
+                                match decide::second_chance(gue, &p, |h| self.is_self(h, dst)) {
+                                    Verdict::Forward(hop) if !self.allow.hops.allows(hop) => {
+                                        Verdict::Drop(DropReason::HopNotAllowed)
+                                    }
+                                    v => v,
+                                }
                             }
                             Err(d) => Verdict::Drop(d),
                         }
@@ -267,7 +289,12 @@ impl Worker {
             udp,
             raw: raw_socket()?,
             tun,
-            decider: Decider::new(batch, addrs, settings.extra_local.clone())?,
+            decider: Decider::new(
+                batch,
+                addrs,
+                settings.extra_local.clone(),
+                settings.allow.clone(),
+            )?,
             ring: Ring::new(batch, MAX_DATAGRAM, OUTER_LEN),
             shared,
             local: Local::default(),
@@ -314,7 +341,7 @@ impl Worker {
                 if m.truncated {
                     Err(DropReason::Truncated)
                 } else {
-                    Ok((ring.payload(i), m.dst))
+                    Ok((ring.payload(i), m.dst, m.src.map(|a| *a.ip())))
                 }
             },
             &mut self.local,

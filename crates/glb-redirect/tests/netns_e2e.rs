@@ -620,3 +620,168 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("interface name"), "stderr: {err}");
 }
+
+/// Not an open relay: with `--allow-source` and `--allow-hop`, GUE from an
+/// unlisted source is dropped and counted, so is a packet naming an
+/// unlisted hop; a listed source naming a listed hop is still forwarded.
+/// The client stands for an attacker who can reach UDP 19523.
+#[test]
+fn unlisted_sources_and_hops_are_dropped_and_counted() {
+    let t = topology("allow");
+    let allow_src = format!("{DIRECTOR},{PROXY2}");
+    let allow_hop = format!("{PROXY2}/32");
+    let mut p1 = Daemon::start(
+        "proxy1",
+        &t.px1,
+        t.tmp.path(),
+        &[
+            "--tun",
+            "glbr0",
+            "--allow-source",
+            &allow_src,
+            "--allow-hop",
+            &allow_hop,
+        ],
+    );
+    let log = p1.log_text();
+    assert!(
+        log.contains(&format!("GUE accepted only from {DIRECTOR}/32,{PROXY2}/32")),
+        "{log}"
+    );
+    // Listens where forwarded packets would go: an unlisted hop (the
+    // client's own address) and the listed proxy2.
+    let (attacker, to_attacker) = t.cli.enter(|| {
+        let s = UdpSocket::bind((CLIENT, 0)).unwrap();
+        let sink = UdpSocket::bind((CLIENT, 19523)).unwrap();
+        sink.set_nonblocking(true).unwrap();
+        (s, sink)
+    });
+    let (director, to_proxy2) = (
+        t.dir.enter(|| UdpSocket::bind((DIRECTOR, 0)).unwrap()),
+        t.px2.enter(|| {
+            let sink = UdpSocket::bind((PROXY2, 19523)).unwrap();
+            sink.set_nonblocking(true).unwrap();
+            sink
+        }),
+    );
+    // An ACK of a flow nobody has: it would be given a second chance.
+    let ack = ipv4(CLIENT, VIP, 6, &tcp(CLIENT, VIP, 42001, 80, 1, 1, 0x10));
+    let before = p1.stats();
+    // 1. From an unlisted source, naming a listed hop.
+    for _ in 0..5 {
+        attacker
+            .send_to(&gue(4, 0, &[PROXY2], &ack), (PROXY1, 19523))
+            .unwrap();
+    }
+    // 2. From a listed source, naming an unlisted hop (the attacker).
+    for _ in 0..3 {
+        director
+            .send_to(&gue(4, 0, &[CLIENT], &ack), (PROXY1, 19523))
+            .unwrap();
+    }
+    let s = p1.wait_stats("the relay attempts counted", |s| {
+        s.get(Counter::Total) >= before.get(Counter::Total) + 8
+    });
+    assert_eq!(
+        s.get(Counter::DroppedSourceNotAllowed) - before.get(Counter::DroppedSourceNotAllowed),
+        5
+    );
+    assert_eq!(
+        s.get(Counter::DroppedHopNotAllowed) - before.get(Counter::DroppedHopNotAllowed),
+        3
+    );
+    assert_eq!(s.get(Counter::ForwardedToAlternate), 0, "nothing relayed");
+    assert_eq!(
+        s.get(Counter::SocketLookups) - before.get(Counter::SocketLookups),
+        3,
+        "unlisted sources never reach the parser's lookups"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = [0u8; 2048];
+    assert!(
+        to_attacker.recv_from(&mut buf).is_err(),
+        "a packet reached the unlisted hop"
+    );
+    assert!(
+        to_proxy2.recv_from(&mut buf).is_err(),
+        "an unlisted source's packet was relayed"
+    );
+    // 3. Listed source, listed hop: forwarded as before.
+    director
+        .send_to(&gue(4, 0, &[PROXY2], &ack), (PROXY1, 19523))
+        .unwrap();
+    p1.wait_stats("the allowed packet forwarded", |s| {
+        s.get(Counter::ForwardedToAlternate) == 1
+    });
+    let start = Instant::now();
+    while to_proxy2.recv_from(&mut buf).is_err() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the allowed packet did not reach proxy2"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p1.assert_running();
+    p1.assert_accounted();
+}
+
+/// A second daemon on the same port and TUN device refuses to start,
+/// naming the running one; a stats path that is a directory is refused.
+#[test]
+fn a_second_instance_is_refused_naming_the_first() {
+    let t = topology("twice");
+    let mut first = Daemon::start("first", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+    let second = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.px1.name,
+            env!("CARGO_BIN_EXE_glb-redirect"),
+        ])
+        .args(["--tun", "glbr0", "--no-sysctl"])
+        .arg("--stats-file")
+        .arg(t.tmp.path().join("second.stats"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        err.contains(&format!(
+            "another glb-redirect (pid {}) already serves UDP port 19523",
+            first.child.id()
+        )) || err.contains("another glb-redirect (pid "),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("another glb-redirect").count(),
+        1,
+        "printed once: {err}"
+    );
+    first.assert_running();
+
+    let dir_stats = t.tmp.path().join("stats-dir");
+    std::fs::create_dir(&dir_stats).unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.px2.name,
+            env!("CARGO_BIN_EXE_glb-redirect"),
+        ])
+        .args(["--tun", "glbr1", "--no-sysctl"])
+        .arg("--stats-file")
+        .arg(&dir_stats)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is a directory, not a file"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir_stats).unwrap().count(), 0);
+    assert!(
+        std::fs::read_dir(t.tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp"))
+    );
+}

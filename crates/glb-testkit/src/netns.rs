@@ -56,6 +56,32 @@ pub fn run(args: &[&str]) {
     );
 }
 
+/// Namespaces alive now, for [`remove_on_signals`].
+static LIVE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<String>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Makes `SIGTERM`, `SIGINT` and `SIGHUP` (a `timeout`, a ^C) delete every
+/// namespace this process created before it ends, as dropping them would.
+/// For long-running programs such as benchmarks; a test harness ends
+/// tests by unwinding, which drops them anyway.
+pub fn remove_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).expect("signal handlers");
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            for name in live().drain(..) {
+                let _ = Command::new("ip").args(["netns", "del", &name]).output();
+            }
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
 /// A network namespace that exists for the life of the value.
 #[derive(Debug)]
 pub struct Netns {
@@ -67,6 +93,7 @@ impl Netns {
     /// with loopback up.
     pub fn create(name: String) -> Netns {
         run(&["ip", "netns", "add", &name]);
+        live().push(name.clone());
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
@@ -170,6 +197,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        live().retain(|n| *n != self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
