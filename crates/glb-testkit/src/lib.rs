@@ -7,6 +7,7 @@
 //! * [`checksum`] and [`siphash`] — the Internet checksum and SipHash-2-4
 //!   from their specifications, to check the suite's own against.
 //! * [`table`] — binary tables compiled for a test and read back by offset.
+//! * [`machine`] — the CPU model and vector extension a benchmark ran on.
 //! * [`netns`] — network namespaces and veth pairs removed on drop, root
 //!   checks, commands.
 //! * [`notify`] — a stand-in for systemd's notification socket.
@@ -17,6 +18,7 @@
 pub mod checksum;
 pub mod conformance;
 pub mod frames;
+pub mod machine;
 pub mod netns;
 pub mod notify;
 pub mod pcap;
