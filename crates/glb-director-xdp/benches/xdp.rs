@@ -36,7 +36,7 @@ use glb_director_xdp::maps::Counter;
 use glb_director_xdp::program::Director;
 use glb_director_xdp::test_run::{self, action};
 use glb_director_xdp::{error_chain, objects};
-use glb_testkit::netns::Netns;
+use glb_testkit::netns::{Netns, veth_between};
 
 fn load_xdp(obj: &str, name: &str) -> aya::Ebpf {
     let mut e = aya::Ebpf::load_file(objects::built(obj))
@@ -193,21 +193,7 @@ fn main() {
     // (b)
     let director_ns = Netns::new("xbd");
     let peer_ns = Netns::new("xbp");
-    director_ns.exec(&[
-        "ip",
-        "link",
-        "add",
-        "vd",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "vp",
-        "netns",
-        &peer_ns.name,
-    ]);
-    director_ns.exec(&["ip", "link", "set", "vd", "up"]);
-    peer_ns.exec(&["ip", "link", "set", "vp", "up"]);
+    veth_between(&director_ns, "vd", &peer_ns, "vp");
     peer_ns.enter(|| {
         xdp(&mut passer, "xdp_pass")
             .attach("vp", XdpFlags::DRV_MODE)

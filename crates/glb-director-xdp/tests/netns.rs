@@ -27,7 +27,8 @@ use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director_xdp::objects;
 use glb_testkit::frames::{eth, ipv4, tcp, v4};
-use glb_testkit::netns::{Netns, require_root};
+use glb_testkit::netns::{Netns, link, require_root};
+use glb_testkit::notify;
 use glb_testkit::rawsock::RawSocket;
 
 const VIP: &str = "10.10.10.10";
@@ -66,23 +67,14 @@ impl Rig {
         require_root("the XDP namespace tests");
         let director_ns = Netns::new(&format!("{tag}d"));
         let peer_ns = Netns::new(&format!("{tag}p"));
-        director_ns.exec(&[
-            "ip",
-            "link",
-            "add",
+        link(
+            &director_ns,
             "vd",
-            "type",
-            "veth",
-            "peer",
-            "name",
+            "192.0.2.1/24",
+            &peer_ns,
             "vp",
-            "netns",
-            &peer_ns.name,
-        ]);
-        director_ns.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", "vd"]);
-        director_ns.exec(&["ip", "link", "set", "vd", "up"]);
-        peer_ns.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", "vp"]);
-        peer_ns.exec(&["ip", "link", "set", "vp", "up"]);
+            "192.0.2.2/24",
+        );
         let passer = peer_ns.enter(|| {
             let mut e = aya::Ebpf::load_file(objects::built("passer.o")).expect("passer.o");
             let p: &mut aya::programs::Xdp = e.program_mut("xdp_pass").unwrap().try_into().unwrap();
@@ -146,19 +138,39 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(rig: &Rig, exe: &str, args: &[&str], notify: &Path, log: &str) -> Daemon {
-        let log = rig.path(log);
+    /// Starts `exe` with its notification socket and log in the rig's
+    /// folder `name`, and waits until it is ready.
+    fn start(rig: &Rig, exe: &str, args: &[&str], name: &str) -> Daemon {
+        let home = rig.path(name);
+        std::fs::create_dir(&home).unwrap();
+        let (notify_path, notify) = notify::listener(&home, Duration::from_millis(200));
+        let log = home.join("log");
         let child = rig
             .director_ns
             .command(Path::new(exe))
             .args(args)
-            .env("NOTIFY_SOCKET", notify)
+            .env("NOTIFY_SOCKET", notify_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {exe}: {e}"));
-        Daemon { child, log }
+        let mut daemon = Daemon { child, log };
+        daemon.wait_ready(&notify, Duration::from_secs(30));
+        daemon
+    }
+
+    fn wait_ready(&mut self, notify: &UnixDatagram, within: Duration) {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if notify::next(notify).is_some_and(|m| m.lines().any(|l| l == "READY=1")) {
+                return;
+            }
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("exited ({s}) before READY=1:\n{}", self.log());
+            }
+        }
+        panic!("no READY=1 within {within:?}:\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -210,35 +222,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The process ids inside `ip netns exec` are those of the daemon itself
-/// (it execs), so signals reach it directly.
-fn notify_socket(dir: &Path, name: &str) -> (UnixDatagram, PathBuf) {
-    let p = dir.join(name);
-    let s = UnixDatagram::bind(&p).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    (s, p)
-}
-
-fn wait_ready(sock: &UnixDatagram, daemon: &mut Daemon, within: Duration) {
-    let end = Instant::now() + within;
-    let mut buf = [0u8; 512];
-    while Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return;
-            }
-        }
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            panic!("exited ({s}) before READY=1:\n{}", daemon.log());
-        }
-    }
-    panic!("no READY=1 within {within:?}:\n{}", daemon.log());
 }
 
 fn is_gue(f: &[u8]) -> bool {
@@ -296,9 +279,8 @@ fn director_on_a_veth_pair() {
         .unwrap();
     let statsd_port = statsd.local_addr().unwrap().port();
     let config = rig.config(statsd_port);
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
     let pid_file = rig.path("director.pid");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -315,10 +297,8 @@ fn director_on_a_veth_pair() {
             "--pid-file",
             pid_file.to_str().unwrap(),
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     let log = director.log();
     assert!(
         log.contains("attached") && log.contains("native"),
@@ -554,8 +534,7 @@ fn director_in_a_root_shim_slot() {
     let table_a = table(&TABLE_A);
     write_table(&table_path, &table_a);
     let config = rig.config(9);
-    let (shim_notify, shim_notify_path) = notify_socket(rig.dir.path(), "shim-notify");
-    let mut shim = Daemon::start(
+    let shim = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_xdp-root-shim"),
         &[
@@ -563,10 +542,8 @@ fn director_in_a_root_shim_slot() {
             pin.to_str().unwrap(),
             "vd",
         ],
-        &shim_notify_path,
-        "shim.log",
+        "shim",
     );
-    wait_ready(&shim_notify, &mut shim, Duration::from_secs(20));
     assert!(
         pin.exists(),
         "the shim pinned no array at {}",
@@ -582,8 +559,7 @@ fn director_in_a_root_shim_slot() {
         "encapsulated without a director"
     );
 
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -594,10 +570,8 @@ fn director_in_a_root_shim_slot() {
             &format!("--bpf-program={}", objects::built("glb_encap.o").display()),
             &format!("--xdpcap-hook-path={}", hook.display()),
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     assert!(hook.exists(), "no xdpcap hook pinned:\n{}", director.log());
     let frame = rig.syn(40_001);
     raw.send(&frame);
@@ -634,8 +608,7 @@ fn generic_mode_with_a_warning_where_the_driver_has_no_xdp() {
     let table_path = rig.path("forwarding_table.bin");
     write_table(&table_path, &table(&TABLE_A));
     let config = rig.config(9);
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -645,10 +618,8 @@ fn generic_mode_with_a_warning_where_the_driver_has_no_xdp() {
             &format!("--bpf-program={}", objects::built("glb_encap.o").display()),
             "--xdpcap-hook-path=",
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     let log = director.log();
     assert!(
         log.contains("WARN") && log.contains("generic mode"),
