@@ -337,23 +337,24 @@ fn parse_prefix(text: &str) -> Result<Prefix, String> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match len_text {
         None => max,
-        Some(l) => {
-            // Digits only, without leading zeros: `/+8` and `/008` are
-            // typos, not prefixes.
-            let plain = !l.is_empty()
-                && l.len() <= 3
-                && l.bytes().all(|b| b.is_ascii_digit())
-                && (l == "0" || !l.starts_with('0'));
-            plain
-                .then(|| l.parse::<u8>().ok())
-                .flatten()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| {
-                    format!("{text:?}: the prefix length must be a number from 0 to {max}")
-                })?
-        }
+        Some(l) => prefix_len(l, max).ok_or_else(|| {
+            format!("{text:?}: the prefix length must be a number from 0 to {max}")
+        })?,
     };
     Ok(Prefix { addr, len })
+}
+
+/// The prefix length after a `/`, from 0 to `max`: digits only, without
+/// leading zeros (`/+8` and `/008` are typos, not prefixes).
+pub fn prefix_len(text: &str, max: u8) -> Option<u8> {
+    let plain = !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    plain
+        .then(|| text.parse::<u8>().ok())
+        .flatten()
+        .filter(|n| *n <= max)
 }
 
 /// A plain IPv4/IPv6 address read from JSON, with an error that quotes it.
