@@ -327,10 +327,9 @@ impl<'de> Deserialize<'de> for Prefix {
 }
 
 fn parse_prefix(text: &str) -> Result<Prefix, String> {
-    let (addr_text, len_text) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (text, None),
-    };
+    let (addr_text, len_text) = text
+        .split_once('/')
+        .map_or((text, None), |(a, l)| (a, Some(l)));
     let addr: IpAddr = addr_text
         .parse()
         .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;

@@ -33,10 +33,7 @@ impl Prefix {
 impl FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Prefix, String> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
         let addr: Ipv4Addr = a
             .parse()
             .map_err(|_| format!("{s:?} is not an IPv4 address or prefix"))?;
