@@ -235,6 +235,21 @@ fn hops(f: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
     (dst, hop)
 }
 
+/// Sends a SYN from client port `sport` and requires exactly one frame
+/// back: glb-core's encapsulation of it by `table`.
+fn round_trip(rig: &Rig, raw: &RawSocket, director: &Daemon, sport: u16, table: &[u8], what: &str) {
+    let frame = rig.syn(sport);
+    raw.send(&frame);
+    let got = raw.collect(1, Duration::from_secs(5), is_gue);
+    assert_eq!(
+        got.len(),
+        1,
+        "{what}: no encapsulated frame came back:\n{}",
+        director.log()
+    );
+    assert_eq!(got[0], expected(rig, table, &frame), "{what}: the frame");
+}
+
 /// glb-core's encapsulation of `frame` by `table`, as the director on `vd`
 /// should send it.
 fn expected(rig: &Rig, table: &[u8], frame: &[u8]) -> Vec<u8> {
@@ -313,20 +328,7 @@ fn director_on_a_veth_pair() {
 
     let raw = rig.peer_socket();
     // Encapsulated back, exactly as glb-core encapsulates.
-    let frame = rig.syn(40_000);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "no encapsulated frame came back:\n{}",
-        director.log()
-    );
-    assert_eq!(
-        got[0],
-        expected(&rig, &table_a, &frame),
-        "encapsulated frame"
-    );
+    round_trip(&rig, &raw, &director, 40_000, &table_a, "a SYN to the VIP");
 
     // Unmatched: a datagram to the director's own address reaches a
     // socket there (ARP on the way passes through too).
@@ -413,19 +415,13 @@ fn director_on_a_veth_pair() {
     write_table(&table_path, b"GLBD this is not a table");
     director.signal("-USR1");
     director.wait_log("reload failed", Duration::from_secs(10));
-    let frame = rig.syn(41_000);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "traffic stopped after a bad reload:\n{}",
-        director.log()
-    );
-    assert_eq!(
-        got[0],
-        expected(&rig, &table_b, &frame),
-        "routed by the last good table"
+    round_trip(
+        &rig,
+        &raw,
+        &director,
+        41_000,
+        &table_b,
+        "after a bad reload",
     );
 
     // statsd: SPEC §14's names, tagged glb_engine:xdp, within one period.
@@ -573,17 +569,15 @@ fn director_in_a_root_shim_slot() {
         "director",
     );
     assert!(hook.exists(), "no xdpcap hook pinned:\n{}", director.log());
-    let frame = rig.syn(40_001);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "nothing came back through the root shim:\n{}",
-        director.log()
-    );
     // The pin names the interface, so the source MAC is vd's.
-    assert_eq!(got[0], expected(&rig, &table_a, &frame));
+    round_trip(
+        &rig,
+        &raw,
+        &director,
+        40_001,
+        &table_a,
+        "through the root shim",
+    );
 
     director.stop();
     assert!(!hook.exists(), "the xdpcap hook pin is removed on exit");
