@@ -6,14 +6,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &[
-    "glb_encap",
-    "tailcall",
-    "passer",
-    "reflector",
-    "bench_gen",
-    "bench_feed",
-];
+const PROGRAMS: &[&str] = &["glb_encap", "tailcall", "passer", "reflector", "bench_gen"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

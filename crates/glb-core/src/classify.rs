@@ -127,20 +127,6 @@ struct Entry<A> {
 }
 
 impl<A: Bits> Entry<A> {
-    /// The entry of bind `bind` (at `addr`) of `table`, matched in `prio` order.
-    fn new(prio: u32, table: u32, bind: u16, b: &Bind, addr: A) -> Self {
-        let len = b.prefix_len.min(A::WIDTH);
-        Entry {
-            prio,
-            table,
-            bind,
-            port_start: b.port_start,
-            port_end: b.port_end,
-            net: addr.mask(len),
-            len,
-        }
-    }
-
     #[inline(always)]
     fn contains(&self, addr: A) -> bool {
         addr.mask(self.len) == self.net
@@ -276,13 +262,39 @@ impl Classifier {
             for (bind, b) in binds.into_iter().enumerate() {
                 let bind = bind as u16;
                 let proto = b.proto.number();
-                let table = table as u32;
+                let (table, port_start, port_end) = (table as u32, b.port_start, b.port_end);
                 match b.addr {
                     IpAddr::V4(a) => {
-                        v4.push((proto, Entry::new(prio, table, bind, b, u32::from(a))))
+                        let len = b.prefix_len.min(u32::WIDTH);
+                        let net = u32::from(a).mask(len);
+                        v4.push((
+                            proto,
+                            Entry {
+                                prio,
+                                table,
+                                bind,
+                                port_start,
+                                port_end,
+                                net,
+                                len,
+                            },
+                        ));
                     }
                     IpAddr::V6(a) => {
-                        v6.push((proto, Entry::new(prio, table, bind, b, u128::from(a))))
+                        let len = b.prefix_len.min(u128::WIDTH);
+                        let net = u128::from(a).mask(len);
+                        v6.push((
+                            proto,
+                            Entry {
+                                prio,
+                                table,
+                                bind,
+                                port_start,
+                                port_end,
+                                net,
+                                len,
+                            },
+                        ));
                     }
                 }
                 prio += 1;
@@ -423,7 +435,9 @@ impl Bind {
 mod tests {
     use super::*;
 
-    use glb_testkit::frames::ip;
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
 
     #[test]
     fn prefixes() {

@@ -4,11 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use std::process::Output;
-
 use glb_testkit::conformance;
-use glb_testkit::files::names;
-use glb_testkit::process::{self, output, stderr};
+use std::process::{Command, Output};
 
 /// The `*.json` files of a conformance subfolder; the test fails, naming
 /// the folder, when it is missing or holds none.
@@ -26,22 +23,23 @@ fn cases(sub: &str) -> Vec<PathBuf> {
 }
 
 fn cli(args: &[&Path]) -> Output {
-    output(env!("CARGO_BIN_EXE_glb-director-cli"), args)
+    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
+        .args(args)
+        .output()
+        .expect("spawn glb-director-cli")
 }
 
 fn build(src: &Path, dst: &Path) -> Output {
     cli(&[Path::new("build-config"), src, dst])
 }
 
-/// A temporary folder holding `ft.json` with [`WARNY`], and its compile
-/// to `dst` (relative to the folder).
-fn build_warny(dst: &str) -> (tempfile::TempDir, std::path::PathBuf, Output, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = tmp.path().join("ft.json");
-    fs::write(&src, WARNY).expect("write");
-    let out = build(&src, &tmp.path().join(dst));
-    let err = stderr(&out);
-    (tmp, src, out, err)
+fn dir_listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("list temp dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -59,7 +57,7 @@ fn every_table_compiles_byte_for_byte() {
                 "{}: exit {:?}: {}",
                 src.display(),
                 out.status.code(),
-                stderr(&out)
+                String::from_utf8_lossy(&out.stderr)
             ));
             continue;
         }
@@ -74,7 +72,7 @@ fn every_table_compiles_byte_for_byte() {
             ));
         }
         assert_eq!(
-            names(tmp.path()),
+            dir_listing(tmp.path()),
             ["out.bin"],
             "stray files after {}",
             src.display()
@@ -93,7 +91,7 @@ fn every_reject_fails_and_leaves_dst_alone() {
     for src in &files {
         fs::write(&dst, &sentinel).expect("write sentinel");
         let out = build(src, &dst);
-        let stderr = stderr(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{} was accepted", src.display());
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", src.display());
         let name = src.file_name().expect("file name").to_string_lossy();
@@ -110,7 +108,7 @@ fn every_reject_fails_and_leaves_dst_alone() {
             src.display()
         );
         assert_eq!(
-            names(tmp.path()),
+            dir_listing(tmp.path()),
             ["forwarding_table.bin"],
             "{}",
             src.display()
@@ -125,7 +123,11 @@ fn rejects_leave_no_dst_when_there_was_none() {
     for src in &files {
         let out = build(src, &tmp.path().join("new.bin"));
         assert!(!out.status.success());
-        assert!(names(tmp.path()).is_empty(), "{} left files", src.display());
+        assert!(
+            dir_listing(tmp.path()).is_empty(),
+            "{} left files",
+            src.display()
+        );
     }
 }
 
@@ -141,7 +143,11 @@ const WARNY: &str = r#"{"tables": [{
 
 #[test]
 fn warnings_go_to_stderr_and_still_succeed() {
-    let (_tmp, src, out, stderr) = build_warny("ft.bin");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("ft.json");
+    fs::write(&src, WARNY).expect("write");
+    let out = build(&src, &tmp.path().join("ft.bin"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("backend 0") && stderr.contains("\"healthy\""),
@@ -155,15 +161,19 @@ fn warnings_go_to_stderr_and_still_succeed() {
 
     let out = cli(&[Path::new("check"), &src]);
     assert!(out.status.success());
-    assert!(process::stderr(&out).contains("not active"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not active"));
 }
 
 #[test]
 fn unwritable_destination_is_an_error_not_a_panic() {
-    let (tmp, _src, out, stderr) = build_warny("no/such/dir/ft.bin");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("ft.json");
+    fs::write(&src, WARNY).expect("write");
+    let out = build(&src, &tmp.path().join("no/such/dir/ft.bin"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no/such/dir/ft.bin"), "{stderr}");
     let out = build(&tmp.path().join("missing.json"), &tmp.path().join("ft.bin"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(process::stderr(&out).contains("missing.json"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use glb_core::hash::LaneEngine;
 use glb_core::route::RouteOptions;
 use glb_director::DirectorConfig;
 use glb_director::cli::DirectorArgs as Args;
@@ -60,7 +59,6 @@ enum Failure {
 struct Running<'a, 'eal> {
     director: &'a Director<'eal>,
     options: RouteOptions,
-    engine: LaneEngine,
     metrics: Metrics,
     started: Instant,
     print_every: Option<Duration>,
@@ -71,7 +69,7 @@ impl Engine for Running<'_, '_> {
     type Error = Failure;
 
     fn reload(&mut self, path: &Path) -> Result<usize, Failure> {
-        let fwd = load_forwarder(path, self.options)?.with_lane_engine(self.engine);
+        let fwd = load_forwarder(path, self.options)?;
         let tables = fwd.num_tables();
         self.director.swap_table(fwd);
         Ok(tables)
@@ -122,8 +120,7 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         warn!("{w}");
     }
     let cfg = loaded.config;
-    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?
-        .with_lane_engine(args.lane_engine.engine);
+    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?;
     info!(
         table = %args.forwarding_table.display(),
         tables = fwd.num_tables(),
@@ -173,7 +170,6 @@ fn serve(
             metrics: Metrics::new(director.queues()),
             director: &director,
             options: cfg.route_options(),
-            engine: args.lane_engine.engine,
             started,
             print_every,
             next_print: print_every.map(|d| started + d),

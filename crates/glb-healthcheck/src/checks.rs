@@ -1,13 +1,13 @@
 //! The probes themselves. Each check is bounded by the round's timeout and
 //! reports why it failed in words an operator can act on.
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
 use crate::counters::Counters;
+use crate::http::HttpCheck;
 use crate::target::{CheckKind, Target};
 use crate::tunnel::Tunnel;
 
@@ -24,34 +24,42 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// What a target's check keeps from one round to the next (the `http`
+/// check's request and connection).
+#[derive(Debug)]
+pub struct Check {
+    http: Option<HttpCheck>,
+}
+
+impl Check {
+    /// The check of `target`, not run yet.
+    pub fn new(target: &Target) -> Check {
+        let http = match target.kind {
+            CheckKind::Http => {
+                HttpCheck::new(target.socket_addr(), target.uri.as_deref().unwrap_or("/"))
+            }
+            _ => None,
+        };
+        Check { http }
+    }
+
+    /// Whether an `http` check keeps a connection for its next run.
+    pub fn has_connection(&self) -> bool {
+        self.http.as_ref().is_some_and(HttpCheck::has_connection)
+    }
+}
+
 /// Runs checks of every kind.
 #[derive(Debug, Clone)]
 pub struct Prober {
-    http: reqwest::Client,
     tunnel: Option<Arc<Tunnel>>,
     counters: Arc<Counters>,
 }
 
 impl Prober {
     /// A prober; `tunnel` is needed only when gue/fou targets exist.
-    pub fn new(tunnel: Option<Arc<Tunnel>>, counters: Arc<Counters>) -> anyhow::Result<Prober> {
-        let http = reqwest::Client::builder()
-            // A check must reach the proxy itself, never an HTTP proxy.
-            .no_proxy()
-            // A fresh connection per check: a proxy that stopped accepting
-            // connections must fail its check even if an old one still works.
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::limited(10))
-            // One result per check: a retried request would hide a failure.
-            .retry(reqwest::retry::never())
-            .tcp_nodelay(true)
-            .user_agent(concat!("glb-healthcheck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Prober {
-            http,
-            tunnel,
-            counters,
-        })
+    pub fn new(tunnel: Option<Arc<Tunnel>>, counters: Arc<Counters>) -> Prober {
+        Prober { tunnel, counters }
     }
 
     /// The tunnel listener, if one is open.
@@ -59,20 +67,20 @@ impl Prober {
         self.tunnel.as_ref()
     }
 
-    /// Runs one check of `target`, giving up after `timeout`.
-    pub async fn check(&self, target: &Target, timeout: Duration) -> Outcome {
+    /// Checks `target` once with `check`, giving up after `timeout`.
+    pub async fn check(&self, target: &Target, check: &mut Check, timeout: Duration) -> Outcome {
         Counters::bump(&self.counters.checks_sent);
         let start = Instant::now();
-        let result = tokio::time::timeout(timeout, self.run(target, timeout)).await;
+        let result = tokio::time::timeout(timeout, self.run(target, check)).await;
         let elapsed = start.elapsed();
         let (ok, error, timed_out) = match result {
             Ok(Ok(())) => (true, None, false),
-            Ok(Err(Failure::Timeout)) | Err(_) => (
+            Err(_) => (
                 false,
                 Some(format!("no answer within {} ms", timeout.as_millis())),
                 true,
             ),
-            Ok(Err(Failure::Other(why))) => (false, Some(why), false),
+            Ok(Err(why)) => (false, Some(why), false),
         };
         if ok {
             Counters::bump(&self.counters.checks_ok);
@@ -90,78 +98,44 @@ impl Prober {
         }
     }
 
-    async fn run(&self, target: &Target, timeout: Duration) -> Result<(), Failure> {
+    async fn run(&self, target: &Target, check: &mut Check) -> Result<(), String> {
         match target.kind {
-            CheckKind::Http => self.http_get(target, timeout).await,
-            CheckKind::Tcp => TcpStream::connect(target.socket_addr())
-                .await
-                .map(drop)
-                .map_err(|e| Failure::Other(format!("connect: {}", io_reason(&e)))),
+            CheckKind::Http => match &mut check.http {
+                Some(http) => http.run().await,
+                None => Err("the URL path cannot be requested".into()),
+            },
+            CheckKind::Tcp => {
+                let stream = TcpStream::connect(target.socket_addr())
+                    .await
+                    .map_err(|e| format!("connect: {}", io_reason(&e)))?;
+                abort(&stream);
+                Ok(())
+            }
             CheckKind::Gue | CheckKind::Fou => match &self.tunnel {
-                Some(t) => t.probe(target).await.map_err(Failure::Other),
-                None => Err(Failure::Other(
-                    "no raw ICMP socket is open for tunnel checks".into(),
-                )),
+                Some(t) => t.probe(target).await,
+                None => Err("no raw ICMP socket is open for tunnel checks".into()),
             },
         }
     }
-
-    async fn http_get(&self, target: &Target, timeout: Duration) -> Result<(), Failure> {
-        let resp = self
-            .http
-            .get(target.url())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    Failure::Timeout
-                } else {
-                    Failure::Other(reqwest_reason(&e))
-                }
-            })?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(Failure::Other(format!("HTTP status {status}")))
-        }
-    }
 }
 
-enum Failure {
-    Timeout,
-    Other(String),
+/// Makes closing `stream` reset the connection rather than shut it down.
+///
+/// A `tcp` check has learnt all it wanted once the connection is up: an
+/// orderly close would cost a FIN exchange with the target and leave the
+/// connection in TIME_WAIT here for a minute — with thousands of targets
+/// checked every second, a table of hundreds of thousands of dead
+/// connections. A reset ends it at once on both sides (as load
+/// balancers' TCP checks commonly do).
+pub fn abort(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// `Connection refused` rather than `Connection refused (os error 111)`.
-fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_owned(),
         None => s,
     }
-}
-
-/// The most specific cause in reqwest's error chain, which is what tells
-/// an operator what happened ("Connection refused", "connection closed
-/// before message completed", "too many redirects").
-fn reqwest_reason(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if e.is_redirect() {
-        parts.push("redirect failed".into());
-    } else if e.is_connect() {
-        parts.push("connect".into());
-    }
-    let mut deepest: Option<String> = None;
-    let mut source = e.source();
-    while let Some(s) = source {
-        deepest = Some(match s.downcast_ref::<std::io::Error>() {
-            Some(io) => io_reason(io),
-            None => s.to_string(),
-        });
-        source = s.source();
-    }
-    parts.push(deepest.unwrap_or_else(|| e.to_string()));
-    parts.join(": ")
 }

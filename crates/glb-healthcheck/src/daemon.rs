@@ -2,7 +2,7 @@
 //! health, write the checked table and run the reload command; reload the
 //! source on `SIGHUP`, stop on `SIGTERM`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,11 +11,12 @@ use anyhow::Context as _;
 use glb_core::model::BackendState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::checks::{Outcome, Prober};
 use crate::config::Config;
 use crate::counters::Counters;
+use crate::round::{Finished, Pace, Slot};
 use crate::source::{BackendPlan, SourceTable};
 use crate::status::{LastResult, Shared, TargetStatus};
 use crate::target::{CheckKind, Target};
@@ -25,6 +26,10 @@ use glb_io::atomic_file;
 /// How long `SIGTERM` waits for a running reload command before leaving.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Rounds running at once: a round's last checks end while the next one
+/// begins (see [`crate::round`]); a third waits.
+const ROUNDS_IN_FLIGHT: usize = 2;
+
 /// The running daemon.
 #[derive(Debug)]
 pub struct Daemon {
@@ -33,6 +38,8 @@ pub struct Daemon {
     shared: Arc<Shared>,
     counters: Arc<Counters>,
     prober: Arc<Prober>,
+    /// Every target of the source and its check, in target order.
+    slots: Arc<[Arc<Slot>]>,
     /// Health of every backend as last decided, `[table][backend]`.
     health: Vec<Vec<bool>>,
     /// Something changed that the checked file does not show yet.
@@ -70,7 +77,9 @@ impl Signals {
 struct RoundRun {
     id: u64,
     late_start: bool,
-    handle: JoinHandle<Vec<(Target, Outcome)>>,
+    /// The slots the round checks, in the order of its outcomes.
+    slots: Arc<[Arc<Slot>]>,
+    handle: JoinHandle<Finished>,
 }
 
 fn has_tunnel_targets(source: &SourceTable) -> bool {
@@ -106,7 +115,7 @@ impl Daemon {
         } else {
             None
         };
-        let prober = Arc::new(Prober::new(tunnel, counters.clone())?);
+        let prober = Arc::new(Prober::new(tunnel, counters.clone()));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} for /health", config.listen))?;
@@ -117,6 +126,7 @@ impl Daemon {
             shared,
             counters,
             prober,
+            slots: Arc::from(Vec::new()),
             dirty: true,
             force_from_round: Some(1),
             next_allowed: Instant::now(),
@@ -165,32 +175,29 @@ impl Daemon {
         let api = tokio::spawn(crate::api::serve(listener, self.shared.clone()));
 
         let mut next_start = Instant::now();
-        let mut round: Option<RoundRun> = None;
+        let mut rounds: VecDeque<RoundRun> = VecDeque::new();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(next_start.into()), if round.is_none() => {
+                _ = tokio::time::sleep_until(next_start.into()), if rounds.len() < ROUNDS_IN_FLIGHT => {
                     let interval = self.source.settings.interval;
                     let now = Instant::now();
-                    let slack = (interval / 10).max(Duration::from_millis(20));
-                    let late_start = now.saturating_duration_since(next_start) > slack;
-                    round = Some(self.start_round(late_start));
-                    next_start += interval;
+                    let late_start = now.saturating_duration_since(next_start) > slack(interval);
+                    rounds.push_back(self.start_round(late_start));
+                    // After waiting for a round, go on from now rather
+                    // than catching up with rounds in a burst.
+                    next_start = (next_start + interval).max(now);
                 }
-                joined = async { (&mut round.as_mut().expect("guarded").handle).await }, if round.is_some() => {
-                    let r = round.take().expect("guarded");
-                    let results = joined.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "a round failed");
-                        Vec::new()
-                    });
-                    let end = Instant::now();
-                    if r.late_start || end > next_start {
-                        Counters::bump(&self.counters.rounds_late);
+                joined = async { (&mut rounds.front_mut().expect("guarded").handle).await }, if !rounds.is_empty() => {
+                    let r = rounds.pop_front().expect("guarded");
+                    match joined {
+                        Ok(finished) => {
+                            if r.late_start || finished.behind {
+                                Counters::bump(&self.counters.rounds_late);
+                            }
+                            self.finish_round(r.id, &r.slots, finished.outcomes).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "a round failed"),
                     }
-                    if end > next_start {
-                        // The round overran its interval: start the next one now.
-                        next_start = end;
-                    }
-                    self.finish_round(r.id, results).await;
                 }
                 Some(()) = hup.recv() => self.reload_source(),
                 _ = term.recv() => break,
@@ -198,7 +205,7 @@ impl Daemon {
             }
         }
         tracing::info!("stopping");
-        if let Some(r) = round {
+        for r in rounds {
             r.handle.abort();
         }
         api.abort();
@@ -218,42 +225,31 @@ impl Daemon {
 
     fn start_round(&mut self, late_start: bool) -> RoundRun {
         self.rounds_started += 1;
-        let targets: Vec<Target> = self.shared.targets().keys().cloned().collect();
-        let prober = self.prober.clone();
-        let timeout = self.source.settings.timeout;
-        let handle = tokio::spawn(async move {
-            let mut set = JoinSet::new();
-            for target in targets {
-                let prober = prober.clone();
-                set.spawn(async move {
-                    let outcome = prober.check(&target, timeout).await;
-                    (target, outcome)
-                });
-            }
-            let mut out = Vec::with_capacity(set.len());
-            while let Some(r) = set.join_next().await {
-                if let Ok(r) = r {
-                    out.push(r);
-                }
-            }
-            out
-        });
+        let settings = self.source.settings;
+        let pace = Pace {
+            spread: settings.interval,
+            timeout: settings.timeout,
+            slack: slack(settings.interval),
+        };
+        let slots = self.slots.clone();
+        let handle = tokio::spawn(crate::round::run(self.prober.clone(), slots.clone(), pace));
         RoundRun {
             id: self.rounds_started,
             late_start,
+            slots,
             handle,
         }
     }
 
-    async fn finish_round(&mut self, id: u64, results: Vec<(Target, Outcome)>) {
+    async fn finish_round(&mut self, id: u64, slots: &[Arc<Slot>], outcomes: Vec<Option<Outcome>>) {
         let trigger = self.source.settings.trigger;
         let now = SystemTime::now();
         let new_health;
         {
             let mut map = self.shared.targets();
-            for (target, outcome) in results {
+            for (slot, outcome) in slots.iter().zip(outcomes) {
                 // Gone when a reload removed it during the round.
-                let Some(st) = map.get_mut(&target) else {
+                let (Some(st), Some(outcome)) = (map.get_mut(&slot.target), outcome) else {
                     continue;
                 };
                 let before = st.dampener.reported();
@@ -406,7 +402,7 @@ impl Daemon {
         if has_tunnel_targets(&new) && self.prober.tunnel().is_none() {
             let opened = Tunnel::open(self.counters.clone())
                 .map_err(anyhow::Error::from)
-                .and_then(|t| Prober::new(Some(Arc::new(t)), self.counters.clone()));
+                .map(|t| Prober::new(Some(Arc::new(t)), self.counters.clone()));
             match opened {
                 Ok(p) => self.prober = Arc::new(p),
                 Err(e) => {
@@ -431,19 +427,38 @@ impl Daemon {
         );
     }
 
-    /// Makes the shared target map hold exactly the source's targets,
-    /// keeping what is known about those that stay.
-    fn sync_targets(&self) {
+    /// Makes the slots and the shared target map hold exactly the source's
+    /// targets, keeping what is known about those that stay (their dampened
+    /// health, their checks and connections).
+    fn sync_targets(&mut self) {
         let wanted = self.source.targets();
-        let mut map = self.shared.targets();
-        map.retain(|t, _| wanted.contains(t));
-        for t in wanted {
-            map.entry(t).or_default();
+        {
+            let mut map = self.shared.targets();
+            map.retain(|t, _| wanted.contains(t));
+            for t in &wanted {
+                map.entry(t.clone()).or_default();
+            }
+            self.shared
+                .target_count
+                .store(map.len() as u64, Ordering::Relaxed);
         }
-        self.shared
-            .target_count
-            .store(map.len() as u64, Ordering::Relaxed);
+        let mut kept: BTreeMap<&Target, &Arc<Slot>> =
+            self.slots.iter().map(|s| (&s.target, s)).collect();
+        let slots: Vec<Arc<Slot>> = wanted
+            .into_iter()
+            .map(|t| match kept.remove(&t) {
+                Some(slot) => slot.clone(),
+                None => Slot::new(t),
+            })
+            .collect();
+        self.slots = slots.into();
     }
+}
+
+/// How late a round's start, or a check's, may be before the round
+/// counts as late.
+fn slack(interval: Duration) -> Duration {
+    (interval / 10).max(Duration::from_millis(20))
 }
 
 fn backend_health(b: &BackendPlan, map: &BTreeMap<Target, TargetStatus>) -> bool {

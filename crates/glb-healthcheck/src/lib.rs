@@ -8,7 +8,10 @@
 //! * [`config`] — `healthcheck.conf`.
 //! * [`source`] — the source table, its targets, and the checked rendering.
 //! * [`target`] — what gets probed.
-//! * [`checks`] — the HTTP and TCP probes and the per-check timeout.
+//! * [`checks`] — the probes of every kind and the per-check timeout.
+//! * [`http`] — the `http` check's lean HTTP/1.1 client and its kept
+//!   connections.
+//! * [`round`] — one round, its checks paced over the round's start.
 //! * [`tunnel`] / [`probe`] — the gue/fou probes and their replies.
 //! * [`dampen`] — flap dampening.
 //! * [`daemon`] — the round loop, file writing, reloads and signals.
@@ -23,8 +26,10 @@ pub mod config;
 pub mod counters;
 pub mod daemon;
 pub mod dampen;
+pub mod http;
 pub mod probe;
 pub mod reload_command;
+pub mod round;
 pub mod source;
 pub mod status;
 pub mod target;

@@ -191,7 +191,7 @@ fn check_target(at: &str, target: &Target) -> Result<(), String> {
                 "{at}: \"healthchecks.http_uri\": {uri:?} must start with \"/\""
             ));
         }
-        if reqwest::Url::parse(&target.url()).is_err() || uri.chars().any(char::is_whitespace) {
+        if crate::http::request_target(uri).is_none() {
             return Err(format!(
                 "{at}: \"healthchecks.http_uri\": {uri:?} is not a valid URL path"
             ));
