@@ -86,3 +86,23 @@ close_inherited_fds() {
     done
     return 0
 }
+
+# One line about this CPU for benchmark output: model, widest vector
+# extension, CPUs (as glb_testkit::machine::describe prints for the Rust
+# benchmarks), then the caches.
+cpu_line() {
+    local model vec cache="" f
+    model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    if grep -qw avx512f /proc/cpuinfo; then vec="AVX-512"
+    elif grep -qw avx2 /proc/cpuinfo; then vec="AVX2"
+    else vec="SSE2"; fi
+    for f in /sys/devices/system/cpu/cpu0/cache/index*; do
+        [ -r "$f/size" ] || continue
+        case "$(cat "$f/level") $(cat "$f/type")" in
+            "1 Data") cache+=", L1d $(cat "$f/size")" ;;
+            "2 Unified") cache+=", L2 $(cat "$f/size")" ;;
+            "3 Unified") cache+=", L3 $(cat "$f/size")" ;;
+        esac
+    done
+    echo "${model:-unknown}, ${vec}, $(nproc) CPUs${cache}"
+}

@@ -6,7 +6,14 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["glb_encap", "tailcall", "passer", "reflector", "bench_gen"];
+const PROGRAMS: &[&str] = &[
+    "glb_encap",
+    "tailcall",
+    "passer",
+    "reflector",
+    "bench_gen",
+    "bench_feed",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

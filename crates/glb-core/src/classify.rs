@@ -127,6 +127,20 @@ struct Entry<A> {
 }
 
 impl<A: Bits> Entry<A> {
+    /// The entry of bind `bind` (at `addr`) of `table`, matched in `prio` order.
+    fn new(prio: u32, table: u32, bind: u16, b: &Bind, addr: A) -> Self {
+        let len = b.prefix_len.min(A::WIDTH);
+        Entry {
+            prio,
+            table,
+            bind,
+            port_start: b.port_start,
+            port_end: b.port_end,
+            net: addr.mask(len),
+            len,
+        }
+    }
+
     #[inline(always)]
     fn contains(&self, addr: A) -> bool {
         addr.mask(self.len) == self.net
@@ -262,39 +276,13 @@ impl Classifier {
             for (bind, b) in binds.into_iter().enumerate() {
                 let bind = bind as u16;
                 let proto = b.proto.number();
-                let (table, port_start, port_end) = (table as u32, b.port_start, b.port_end);
+                let table = table as u32;
                 match b.addr {
                     IpAddr::V4(a) => {
-                        let len = b.prefix_len.min(u32::WIDTH);
-                        let net = u32::from(a).mask(len);
-                        v4.push((
-                            proto,
-                            Entry {
-                                prio,
-                                table,
-                                bind,
-                                port_start,
-                                port_end,
-                                net,
-                                len,
-                            },
-                        ));
+                        v4.push((proto, Entry::new(prio, table, bind, b, u32::from(a))))
                     }
                     IpAddr::V6(a) => {
-                        let len = b.prefix_len.min(u128::WIDTH);
-                        let net = u128::from(a).mask(len);
-                        v6.push((
-                            proto,
-                            Entry {
-                                prio,
-                                table,
-                                bind,
-                                port_start,
-                                port_end,
-                                net,
-                                len,
-                            },
-                        ));
+                        v6.push((proto, Entry::new(prio, table, bind, b, u128::from(a))))
                     }
                 }
                 prio += 1;
@@ -435,9 +423,7 @@ impl Bind {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use glb_testkit::frames::ip;
 
     #[test]
     fn prefixes() {

@@ -6,6 +6,9 @@ use std::ops::Range;
 
 use siphasher::sip::SipHasher24;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// One SipRound on four state words (places), shared by the one-message
 /// hasher and the lane-parallel one.
 macro_rules! sip_round {
@@ -336,8 +339,9 @@ fn hash_block(
     }
 }
 
-/// The hashing of [`SipLanes::hash`] as an operation that `pulp` compiles
-/// once per instruction set and runs with the best one the CPU has.
+/// The hashing of [`SipLanes::hash`] over some blocks of lanes: the
+/// lanes' own key states or one shared key, their messages, and where the
+/// hashes go.
 struct HashLanes<'a, const BLOCKS: usize> {
     v: &'a [Words<BLOCKS>; 4],
     m: &'a [Words<BLOCKS>; 2],
@@ -348,30 +352,105 @@ struct HashLanes<'a, const BLOCKS: usize> {
     key: Option<[u64; 4]>,
 }
 
-impl<const BLOCKS: usize> pulp::WithSimd for HashLanes<'_, BLOCKS> {
-    type Output = ();
+/// How one engine hashes a block of lanes: from the key state (word by
+/// word), the two message words and the length, the eight hashes. (A
+/// trait rather than a closure: the engines' code must be inlined into
+/// the function compiled for their instruction set, which a closure the
+/// compiler keeps apart would not be.)
+trait BlockHasher {
+    fn block(
+        &self,
+        v: &BlockState,
+        m0: &[u64; LANE_BLOCK],
+        m1: &[u64; LANE_BLOCK],
+        len: u8,
+    ) -> [u64; LANE_BLOCK];
+}
 
+impl<const BLOCKS: usize> HashLanes<'_, BLOCKS> {
+    /// Hashes every block with `h`: each block's key state is the lanes'
+    /// own or the shared key's. Two loops rather than a choice per block,
+    /// so each compiles to straight code.
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn each_block<H: BlockHasher>(self, h: &H) {
         let [m0, m1] = self.m;
         let v = self.v;
         let blocks = self.blocks.zip(self.out);
-        // Two loops rather than a choice per block, so each compiles to
-        // straight vector code.
         match self.key {
             Some(k) => {
-                let key = k.map(|w| [w; LANE_BLOCK]);
+                let key = [
+                    [k[0]; LANE_BLOCK],
+                    [k[1]; LANE_BLOCK],
+                    [k[2]; LANE_BLOCK],
+                    [k[3]; LANE_BLOCK],
+                ];
                 for (b, out) in blocks {
-                    hash_block(key, &m0[b], &m1[b], self.len, out);
+                    *out = h.block(&key, &m0[b], &m1[b], self.len);
                 }
             }
             None => {
                 for (b, out) in blocks {
                     let own = [v[0][b], v[1][b], v[2][b], v[3][b]];
-                    hash_block(own, &m0[b], &m1[b], self.len, out);
+                    *out = h.block(&own, &m0[b], &m1[b], self.len);
                 }
             }
         }
+    }
+}
+
+/// The lanes as plain loops, which the compiler turns into vector code
+/// for the instruction set `pulp` compiles it for: AVX-512, whose 64-bit
+/// rotate is one instruction, makes straight vector code of it.
+struct Interleaved;
+
+impl BlockHasher for Interleaved {
+    #[inline(always)]
+    fn block(
+        &self,
+        v: &BlockState,
+        m0: &[u64; LANE_BLOCK],
+        m1: &[u64; LANE_BLOCK],
+        len: u8,
+    ) -> [u64; LANE_BLOCK] {
+        let mut out = [0; LANE_BLOCK];
+        hash_block(*v, m0, m1, len, &mut out);
+        out
+    }
+}
+
+impl<const BLOCKS: usize> pulp::WithSimd for HashLanes<'_, BLOCKS> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.each_block(&Interleaved);
+    }
+}
+
+/// The portable engine: one lane after another, each lane's four state
+/// words in registers. Side by side in general-purpose registers, eight
+/// lanes' 32 words would not fit in the 16 there are, and the spills
+/// would cost more than the interleaving saves.
+struct OneByOne;
+
+impl BlockHasher for OneByOne {
+    #[inline(always)]
+    fn block(
+        &self,
+        v: &BlockState,
+        m0: &[u64; LANE_BLOCK],
+        m1: &[u64; LANE_BLOCK],
+        len: u8,
+    ) -> [u64; LANE_BLOCK] {
+        let mut out = [0; LANE_BLOCK];
+        for (i, o) in out.iter_mut().enumerate() {
+            let key = SipKey {
+                v: [v[0][i], v[1][i], v[2][i], v[3][i]],
+            };
+            let bytes = u128::from(m0[i]) | (u128::from(m1[i]) << 64);
+            *o = key.hash_short(ShortMsg { bytes, len });
+        }
+        out
     }
 }
 
@@ -449,7 +528,13 @@ impl<const BLOCKS: usize> SipLanes<BLOCKS> {
             len: len.min(ShortMsg::MAX_LEN),
             key,
         };
-        engine.0.dispatch(op);
+        match engine.0 {
+            #[cfg(target_arch = "x86_64")]
+            pulp::Arch::V3(v3) => avx2::hash(v3, op),
+            pulp::Arch::Scalar => op.each_block(&OneByOne),
+            #[allow(unreachable_patterns)]
+            arch => arch.dispatch(op),
+        }
     }
 
     /// The hashes of all lanes, in lane order (see [`SipLanes::get`]).
@@ -508,6 +593,31 @@ impl LaneEngine {
         out
     }
 
+    /// The engine an operator names: `auto` (the best this CPU has,
+    /// [`LaneEngine::detect`]), `avx512`, `avx2` or `portable`. An engine
+    /// the CPU cannot run is refused rather than replaced.
+    pub fn named(name: &str) -> Result<Self, LaneEngineError> {
+        match name {
+            "auto" => Ok(Self::detect()),
+            "portable" => Ok(Self::portable()),
+            #[cfg(target_arch = "x86_64")]
+            "avx512" => pulp::x86::V4::try_new()
+                .map(|v4| LaneEngine(pulp::Arch::V4(v4)))
+                .ok_or(LaneEngineError::Unsupported("avx512")),
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => pulp::x86::V3::try_new()
+                .map(|v3| LaneEngine(pulp::Arch::V3(v3)))
+                .ok_or(LaneEngineError::Unsupported("avx2")),
+            #[cfg(not(target_arch = "x86_64"))]
+            "avx512" | "avx2" => Err(LaneEngineError::Unsupported(if name == "avx2" {
+                "avx2"
+            } else {
+                "avx512"
+            })),
+            other => Err(LaneEngineError::Unknown(other.to_owned())),
+        }
+    }
+
     /// A short name for logs: `avx512`, `avx2` or `portable` (`simd`
     /// for other vector sets).
     pub fn name(&self) -> &'static str {
@@ -521,6 +631,31 @@ impl LaneEngine {
             _ => "simd",
         }
     }
+}
+
+impl std::str::FromStr for LaneEngine {
+    type Err = LaneEngineError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::named(name)
+    }
+}
+
+impl fmt::Display for LaneEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why [`LaneEngine::named`] refused a name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneEngineError {
+    /// Not the name of an engine.
+    #[error("unknown lane engine {0:?} (expected auto, avx512, avx2 or portable)")]
+    Unknown(String),
+    /// This CPU lacks the instructions.
+    #[error("this CPU has no {0} instructions (use auto or portable)")]
+    Unsupported(&'static str),
 }
 
 impl fmt::Debug for Key16 {
@@ -649,6 +784,37 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// Operators name engines; one the CPU lacks is refused, not
+    /// silently replaced.
+    #[test]
+    fn engines_by_name() {
+        assert_eq!(
+            LaneEngine::named("auto").unwrap().name(),
+            LaneEngine::detect().name()
+        );
+        assert_eq!("portable".parse::<LaneEngine>().unwrap().name(), "portable");
+        assert_eq!(
+            LaneEngine::named("sse9").err(),
+            Some(LaneEngineError::Unknown("sse9".into()))
+        );
+        #[cfg(target_arch = "x86_64")]
+        for (name, has) in [
+            ("avx2", std::is_x86_feature_detected!("avx2")),
+            ("avx512", std::is_x86_feature_detected!("avx512f")),
+        ] {
+            match LaneEngine::named(name) {
+                Ok(e) => {
+                    assert!(has, "{name} offered without the instructions");
+                    assert_eq!(e.to_string(), name);
+                }
+                Err(e) => {
+                    assert!(!has, "{name} refused on a CPU that has it");
+                    assert_eq!(e, LaneEngineError::Unsupported(name));
+                }
+            }
+        }
     }
 
     /// Hashing a range leaves other blocks alone, and hashing a block

@@ -102,6 +102,18 @@ impl Inspection {
         complete: false,
         flow_complete: false,
     };
+
+    /// An IP packet right after the Ethernet header, before its walk.
+    const fn ip(gue_proto: u8, ip_len: usize, complete: bool) -> Inspection {
+        Inspection {
+            gue_proto,
+            ip_offset: ethernet::HEADER_LEN,
+            ip_len,
+            complete,
+            flow_complete: true,
+            ..Inspection::NONE
+        }
+    }
 }
 
 /// Inspects an Ethernet frame. Never panics.
@@ -182,16 +194,11 @@ fn inspect_ipv4(bytes: &[u8]) -> Inspection {
     let Ok(ip) = ipv4::Packet::new_header_checked(bytes) else {
         return Inspection::NONE;
     };
-    let mut out = Inspection {
-        lookup: Lookup::None,
-        flow: UNSPEC_FLOW,
-        flow_hint: 0,
-        gue_proto: ip_proto::IPV4,
-        ip_offset: ethernet::HEADER_LEN,
-        ip_len: usize::from(ip.total_len()),
-        complete: ip.is_complete(),
-        flow_complete: true,
-    };
+    let mut out = Inspection::ip(
+        ip_proto::IPV4,
+        usize::from(ip.total_len()),
+        ip.is_complete(),
+    );
     if let Ok(t) = ip::walk_v4(&ip) {
         let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
         classify_walk(&mut out, t, src, dst, ip.ident());
@@ -203,16 +210,7 @@ fn inspect_ipv6(bytes: &[u8]) -> Inspection {
     let Ok(ip) = ipv6::Packet::new_header_checked(bytes) else {
         return Inspection::NONE;
     };
-    let mut out = Inspection {
-        lookup: Lookup::None,
-        flow: UNSPEC_FLOW,
-        flow_hint: 0,
-        gue_proto: ip_proto::IPV6,
-        ip_offset: ethernet::HEADER_LEN,
-        ip_len: ip.total_len(),
-        complete: ip.is_complete(),
-        flow_complete: true,
-    };
+    let mut out = Inspection::ip(ip_proto::IPV6, ip.total_len(), ip.is_complete());
     if let Ok(t) = ip::walk_v6(&ip) {
         let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
         classify_walk(&mut out, t, src, dst, ip.flow_label() as u16);

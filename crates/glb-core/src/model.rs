@@ -327,33 +327,33 @@ impl<'de> Deserialize<'de> for Prefix {
 }
 
 fn parse_prefix(text: &str) -> Result<Prefix, String> {
-    let (addr_text, len_text) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (text, None),
-    };
+    let (addr_text, len_text) = text
+        .split_once('/')
+        .map_or((text, None), |(a, l)| (a, Some(l)));
     let addr: IpAddr = addr_text
         .parse()
         .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match len_text {
         None => max,
-        Some(l) => {
-            // Digits only, without leading zeros: `/+8` and `/008` are
-            // typos, not prefixes.
-            let plain = !l.is_empty()
-                && l.len() <= 3
-                && l.bytes().all(|b| b.is_ascii_digit())
-                && (l == "0" || !l.starts_with('0'));
-            plain
-                .then(|| l.parse::<u8>().ok())
-                .flatten()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| {
-                    format!("{text:?}: the prefix length must be a number from 0 to {max}")
-                })?
-        }
+        Some(l) => prefix_len(l, max).ok_or_else(|| {
+            format!("{text:?}: the prefix length must be a number from 0 to {max}")
+        })?,
     };
     Ok(Prefix { addr, len })
+}
+
+/// The prefix length after a `/`, from 0 to `max`: digits only, without
+/// leading zeros (`/+8` and `/008` are typos, not prefixes).
+pub fn prefix_len(text: &str, max: u8) -> Option<u8> {
+    let plain = !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    plain
+        .then(|| text.parse::<u8>().ok())
+        .flatten()
+        .filter(|n| *n <= max)
 }
 
 /// A plain IPv4/IPv6 address read from JSON, with an error that quotes it.
@@ -853,59 +853,40 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields() {
+        // (in the good file, replace, with: the error must name)
         let cases = [
+            ("\"port\": 80}", "\"port\": 70000}", "bind 0: \"port\""),
+            ("\"port\": 80}", "\"port\": \"80\"}", "bind 0: \"port\""),
+            ("\"port\": 80}", "\"port\": -1}", "bind 0: \"port\""),
+            ("10.20.0.0/24", "10.20.0.0/33", "bind 2: \"ip\""),
+            ("10.20.0.0/24", "10.20.0.0/x", "bind 2: \"ip\""),
+            ("fdb4:98ce:52d4::42", "fdb4::42/129", "bind 1: \"ip\""),
+            ("\"udp\"", "\"sctp\"", "bind 2: \"proto\""),
+            ("\"draining\"", "\"standby\"", "backend 1: \"state\""),
             (
-                GOOD.replace("\"port\": 80}", "\"port\": 70000}"),
-                "bind 0: \"port\"",
-            ),
-            (
-                GOOD.replace("\"port\": 80}", "\"port\": \"80\"}"),
-                "bind 0: \"port\"",
-            ),
-            (
-                GOOD.replace("\"port\": 80}", "\"port\": -1}"),
-                "bind 0: \"port\"",
-            ),
-            (
-                GOOD.replace("10.20.0.0/24", "10.20.0.0/33"),
-                "bind 2: \"ip\"",
-            ),
-            (
-                GOOD.replace("10.20.0.0/24", "10.20.0.0/x"),
-                "bind 2: \"ip\"",
-            ),
-            (
-                GOOD.replace("fdb4:98ce:52d4::42", "fdb4::42/129"),
-                "bind 1: \"ip\"",
-            ),
-            (GOOD.replace("\"udp\"", "\"sctp\""), "bind 2: \"proto\""),
-            (
-                GOOD.replace("\"draining\"", "\"standby\""),
-                "backend 1: \"state\"",
-            ),
-            (
-                GOOD.replace("5000, \"port_end\": 5100", "5100, \"port_end\": 5000"),
+                "5000, \"port_end\": 5100",
+                "5100, \"port_end\": 5000",
                 "bind 2: \"port_start\"",
             ),
+            (", \"port_end\": 5100", "", "bind 2: \"port_end\""),
             (
-                GOOD.replace(", \"port_end\": 5100", ""),
-                "bind 2: \"port_end\"",
-            ),
-            (
-                GOOD.replace("\"34567890123456783456789012345678\"", "\"3456\""),
+                "\"34567890123456783456789012345678\"",
+                "\"3456\"",
                 "table 0 (\"example1\"): \"seed\"",
             ),
             (
-                GOOD.replace("\"seed\": \"34567890123456783456789012345678\",", ""),
+                "\"seed\": \"34567890123456783456789012345678\",",
+                "",
                 "table 0 (\"example1\"): \"seed\": missing (required)",
             ),
             (
-                GOOD.replace("\"healthy\": true,\n", "\"healthy\": \"yes\",\n"),
+                "\"healthy\": true,\n",
+                "\"healthy\": \"yes\",\n",
                 "backend 0: \"healthy\"",
             ),
         ];
-        for (text, want) in cases {
-            let e = parse(&text).unwrap_err().to_string();
+        for (from, to, want) in cases {
+            let e = parse(&GOOD.replace(from, to)).unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} should contain {want:?}");
             assert!(!e.contains("1234567890123456"), "secret leaked: {e}");
         }

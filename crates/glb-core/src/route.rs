@@ -218,6 +218,14 @@ impl Forwarder {
         self.engine
     }
 
+    /// The same forwarder hashing batches with `engine` instead of the
+    /// best this CPU has (for operators comparing engines, benchmarks
+    /// and tests); every engine gives the same hashes.
+    pub fn with_lane_engine(mut self, engine: LaneEngine) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// The options this forwarder was built with.
     pub fn options(&self) -> &RouteOptions {
         &self.options

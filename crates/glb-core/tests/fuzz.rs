@@ -18,27 +18,10 @@ use proptest::prelude::*;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f";
 
-/// Binds that catch nearly everything, so mutated frames get far into
-/// the path; alternate fields so routes have four hops.
-fn catch_all() -> Forwarder {
-    let json = tables_json(&[
-        (
-            KEY,
-            r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80},
-               {"ip": "0.0.0.0/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
-            &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
-        ),
-        (
-            KEY,
-            r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
-               {"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
-               {"ip": "::/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
-            &["192.0.2.4", "192.0.2.5"],
-        ),
-    ]);
-    let bin = compile(&json);
+/// [`catch_all`] with alternate fields, so routes have four hops.
+fn catch_all_forwarder() -> Forwarder {
     Forwarder::new(
-        &TableFile::parse(&bin).unwrap(),
+        &TableFile::parse(&catch_all()).unwrap(),
         RouteOptions {
             alt_hash_fields: Some(HashFields::parse_list("src_addr,src_port").unwrap()),
             ..RouteOptions::default()
@@ -155,7 +138,7 @@ fn templates() -> Vec<Vec<u8>> {
 
 #[test]
 fn every_truncation_of_every_template() {
-    let fwd = catch_all();
+    let fwd = catch_all_forwarder();
     for t in templates() {
         for n in 0..=t.len() {
             check(&fwd, &t[..n]);
@@ -165,7 +148,7 @@ fn every_truncation_of_every_template() {
 
 #[test]
 fn icmp_errors_quoting_truncated_packets() {
-    let fwd = catch_all();
+    let fwd = catch_all_forwarder();
     for t in [
         frag_needed4("172.16.0.1", "10.1.1.7", 80, "1.2.3.4", 5555),
         too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022),
@@ -313,7 +296,7 @@ fn two_keys() -> &'static Forwarder {
 fn catch_all_cached() -> &'static Forwarder {
     use std::sync::OnceLock;
     static F: OnceLock<Forwarder> = OnceLock::new();
-    F.get_or_init(catch_all)
+    F.get_or_init(catch_all_forwarder)
 }
 
 // ---- indexed classifier == literal first-match scan ----------------------

@@ -506,6 +506,30 @@ fn message(fields: &HashFields, src: &[u8], dst: &[u8], sport: u16, dport: u16) 
     m
 }
 
+/// The independent flow hash of `src`:`sport` → `dst`:`dport` by `fields`.
+fn flow_hash(key: &[u8; 16], fields: &HashFields, flow: (&str, &str, u16, u16)) -> u64 {
+    let octets = |a: &str| match ip(a) {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let (src, dst, sport, dport) = flow;
+    siphash(
+        key,
+        &message(fields, &octets(src), &octets(dst), sport, dport),
+    )
+}
+
+/// A forwarder of `bin` hashing `fields`.
+fn hashing(bin: &[u8], fields: HashFields) -> Forwarder {
+    forwarder(
+        bin,
+        RouteOptions {
+            hash_fields: fields,
+            ..RouteOptions::default()
+        },
+    )
+}
+
 #[test]
 fn hash_fields_are_concatenated_in_fixed_order() {
     let json = tables_json(&[(
@@ -516,18 +540,9 @@ fn hash_fields_are_concatenated_in_fixed_order() {
     let bin = compile(&json);
     let key = hex16(KEY);
     for fields in all_field_sets() {
-        let f = forwarder(
-            &bin,
-            RouteOptions {
-                hash_fields: fields,
-                ..RouteOptions::default()
-            },
-        );
+        let f = hashing(&bin, fields);
         let r = route_of(&f, &tcp4("172.16.5.6", 0x1234, "10.1.1.1", 80));
-        let want = siphash(
-            &key,
-            &message(&fields, &[172, 16, 5, 6], &[10, 1, 1, 1], 0x1234, 80),
-        );
+        let want = flow_hash(&key, &fields, ("172.16.5.6", "10.1.1.1", 0x1234, 80));
         assert_eq!(r.hash, want, "{fields}");
         // The hops are the row's primary and secondary.
         let (p, s) = bin_row(&bin, 0, (want & 0xffff) as usize);
@@ -544,16 +559,7 @@ fn hash_fields_are_concatenated_in_fixed_order() {
             &ipv6(v6("2001:db8::9"), v6("fd00::1"), 17, 0, &udp(999, 53, b"q")),
         );
         let r = route_of(&f, &frame);
-        let want = siphash(
-            &key,
-            &message(
-                &fields,
-                &v6("2001:db8::9").octets(),
-                &v6("fd00::1").octets(),
-                999,
-                53,
-            ),
-        );
+        let want = flow_hash(&key, &fields, ("2001:db8::9", "fd00::1", 999, 53));
         assert_eq!(r.hash, want, "v6 {fields}");
         assert_eq!(r.flow_hint, 999);
         assert_eq!(r.gue_proto, 41);
@@ -570,23 +576,14 @@ fn icmp_errors_hash_the_reversed_quoted_flow() {
     let bin = compile(&json);
     let key = hex16(KEY);
     for fields in all_field_sets() {
-        let f = forwarder(
-            &bin,
-            RouteOptions {
-                hash_fields: fields,
-                ..RouteOptions::default()
-            },
-        );
+        let f = hashing(&bin, fields);
         // The error quotes 10.1.1.7:443 → 1.2.3.4:5555; the flow it
         // belongs to is 1.2.3.4:5555 → 10.1.1.7:443.
         let r = route_of(
             &f,
             &frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555),
         );
-        let want = siphash(
-            &key,
-            &message(&fields, &[1, 2, 3, 4], &[10, 1, 1, 7], 5555, 443),
-        );
+        let want = flow_hash(&key, &fields, ("1.2.3.4", "10.1.1.7", 5555, 443));
         assert_eq!(r.hash, want, "{fields}");
         assert_eq!(r.flow_hint, 5555);
         let client = route_of(&f, &tcp4("1.2.3.4", 5555, "10.1.1.7", 443));
@@ -596,16 +593,7 @@ fn icmp_errors_hash_the_reversed_quoted_flow() {
             &f,
             &too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022),
         );
-        let want = siphash(
-            &key,
-            &message(
-                &fields,
-                &v6("2001:db8:1::20").octets(),
-                &v6("fd42::443").octets(),
-                50022,
-                443,
-            ),
-        );
+        let want = flow_hash(&key, &fields, ("2001:db8:1::20", "fd42::443", 50022, 443));
         assert_eq!(r.hash, want, "v6 {fields}");
         assert_eq!(r.flow_hint, 50022);
     }
@@ -626,40 +614,18 @@ fn echo_requests_hash_outer_addresses_with_zero_ports() {
         src_port: true,
         dst_port: true,
     };
-    let f = forwarder(
-        &bin,
-        RouteOptions {
-            hash_fields: fields,
-            ..RouteOptions::default()
-        },
-    );
+    let f = hashing(&bin, fields);
     let r = route_of(&f, &echo4("172.20.30.40", "10.1.1.1", 0xbeef));
-    assert_eq!(
-        r.hash,
-        siphash(
-            &key,
-            &message(&fields, &[172, 20, 30, 40], &[10, 1, 1, 1], 0, 0)
-        )
-    );
+    let want = flow_hash(&key, &fields, ("172.20.30.40", "10.1.1.1", 0, 0));
+    assert_eq!(r.hash, want);
     assert_eq!(r.flow_hint, 0xbeef);
     assert_eq!(
         r.udp_src_port(),
         0x8000 | ((r.hash as u16 ^ 0xbeef) & 0x7fff)
     );
     let r = route_of(&f, &echo6("2001:db8::5", "fd42::1", 0x5a5a5));
-    assert_eq!(
-        r.hash,
-        siphash(
-            &key,
-            &message(
-                &fields,
-                &v6("2001:db8::5").octets(),
-                &v6("fd42::1").octets(),
-                0,
-                0
-            )
-        )
-    );
+    let want = flow_hash(&key, &fields, ("2001:db8::5", "fd42::1", 0, 0));
+    assert_eq!(r.hash, want);
     // The low 16 bits of the 20-bit flow label.
     assert_eq!(r.flow_hint, 0xa5a5);
 }

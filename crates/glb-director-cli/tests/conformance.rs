@@ -4,8 +4,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::process::Output;
+
 use glb_testkit::conformance;
-use std::process::{Command, Output};
+use glb_testkit::files::names;
+use glb_testkit::process::{self, output, stderr};
 
 /// The `*.json` files of a conformance subfolder; the test fails, naming
 /// the folder, when it is missing or holds none.
@@ -23,23 +26,22 @@ fn cases(sub: &str) -> Vec<PathBuf> {
 }
 
 fn cli(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
-        .args(args)
-        .output()
-        .expect("spawn glb-director-cli")
+    output(env!("CARGO_BIN_EXE_glb-director-cli"), args)
 }
 
 fn build(src: &Path, dst: &Path) -> Output {
     cli(&[Path::new("build-config"), src, dst])
 }
 
-fn dir_listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .expect("list temp dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+/// A temporary folder holding `ft.json` with [`WARNY`], and its compile
+/// to `dst` (relative to the folder).
+fn build_warny(dst: &str) -> (tempfile::TempDir, std::path::PathBuf, Output, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("ft.json");
+    fs::write(&src, WARNY).expect("write");
+    let out = build(&src, &tmp.path().join(dst));
+    let err = stderr(&out);
+    (tmp, src, out, err)
 }
 
 #[test]
@@ -57,7 +59,7 @@ fn every_table_compiles_byte_for_byte() {
                 "{}: exit {:?}: {}",
                 src.display(),
                 out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
+                stderr(&out)
             ));
             continue;
         }
@@ -72,7 +74,7 @@ fn every_table_compiles_byte_for_byte() {
             ));
         }
         assert_eq!(
-            dir_listing(tmp.path()),
+            names(tmp.path()),
             ["out.bin"],
             "stray files after {}",
             src.display()
@@ -91,7 +93,7 @@ fn every_reject_fails_and_leaves_dst_alone() {
     for src in &files {
         fs::write(&dst, &sentinel).expect("write sentinel");
         let out = build(src, &dst);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr(&out);
         assert!(!out.status.success(), "{} was accepted", src.display());
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", src.display());
         let name = src.file_name().expect("file name").to_string_lossy();
@@ -108,7 +110,7 @@ fn every_reject_fails_and_leaves_dst_alone() {
             src.display()
         );
         assert_eq!(
-            dir_listing(tmp.path()),
+            names(tmp.path()),
             ["forwarding_table.bin"],
             "{}",
             src.display()
@@ -123,11 +125,7 @@ fn rejects_leave_no_dst_when_there_was_none() {
     for src in &files {
         let out = build(src, &tmp.path().join("new.bin"));
         assert!(!out.status.success());
-        assert!(
-            dir_listing(tmp.path()).is_empty(),
-            "{} left files",
-            src.display()
-        );
+        assert!(names(tmp.path()).is_empty(), "{} left files", src.display());
     }
 }
 
@@ -143,11 +141,7 @@ const WARNY: &str = r#"{"tables": [{
 
 #[test]
 fn warnings_go_to_stderr_and_still_succeed() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = tmp.path().join("ft.json");
-    fs::write(&src, WARNY).expect("write");
-    let out = build(&src, &tmp.path().join("ft.bin"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_tmp, src, out, stderr) = build_warny("ft.bin");
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("backend 0") && stderr.contains("\"healthy\""),
@@ -161,19 +155,15 @@ fn warnings_go_to_stderr_and_still_succeed() {
 
     let out = cli(&[Path::new("check"), &src]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not active"));
+    assert!(process::stderr(&out).contains("not active"));
 }
 
 #[test]
 fn unwritable_destination_is_an_error_not_a_panic() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let src = tmp.path().join("ft.json");
-    fs::write(&src, WARNY).expect("write");
-    let out = build(&src, &tmp.path().join("no/such/dir/ft.bin"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (tmp, _src, out, stderr) = build_warny("no/such/dir/ft.bin");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no/such/dir/ft.bin"), "{stderr}");
     let out = build(&tmp.path().join("missing.json"), &tmp.path().join("ft.bin"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+    assert!(process::stderr(&out).contains("missing.json"));
 }

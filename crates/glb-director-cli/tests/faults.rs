@@ -3,28 +3,31 @@
 //! way, and a table count beyond the documented limit.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn cli(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
-        .args(args)
-        .output()
-        .expect("spawn glb-director-cli")
+use glb_testkit::files::{fifo_reader, names};
+use glb_testkit::process::{output, stderr};
+
+const CLI: &str = env!("CARGO_BIN_EXE_glb-director-cli");
+
+fn build_config(src: &Path, dst: &Path) -> Output {
+    output(CLI, &[Path::new("build-config"), src, dst])
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// Requires a failed run whose error says `why`.
+fn refused(o: &Output, why: &str) {
+    assert!(!o.status.success(), "accepted");
+    assert!(stderr(o).contains(why), "{}", stderr(o));
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+/// A temporary folder holding `t.json` with `json`.
+fn folder_with_source(json: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("t.json");
+    fs::write(&src, json).unwrap();
+    (dir, src)
 }
 
 /// `n` tables of `backends` backends each.
@@ -49,17 +52,13 @@ fn tables_json(n: usize, backends: usize) -> String {
 
 #[test]
 fn the_source_is_never_the_destination_however_it_is_spelled() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.json");
     let text = tables_json(1, 2);
-    fs::write(&src, &text).unwrap();
+    let (dir, src) = folder_with_source(&text);
     fs::create_dir(dir.path().join("sub")).unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink("t.json", &link).unwrap();
     for dst in [src.clone(), dir.path().join("sub/../t.json"), link.clone()] {
-        let o = cli(&[Path::new("build-config"), &src, &dst]);
-        assert!(!o.status.success(), "{} accepted", dst.display());
-        assert!(stderr(&o).contains("are the same file"), "{}", stderr(&o));
+        refused(&build_config(&src, &dst), "are the same file");
         assert_eq!(
             fs::read_to_string(&src).unwrap(),
             text,
@@ -71,45 +70,30 @@ fn the_source_is_never_the_destination_however_it_is_spelled() {
 #[test]
 fn a_device_or_fifo_output_is_not_replaced_and_a_directory_is_refused() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.json");
-    fs::write(&src, tables_json(1, 2)).unwrap();
-    // A FIFO in the test's own folder stands for /dev/null (tests never
-    // write at host paths): written through, never renamed over.
+    let (dir, src) = folder_with_source(&tables_json(1, 2));
+    // The FIFO stands for /dev/null: written through, never renamed over.
     let fifo = dir.path().join("out.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "mkfifo (coreutils) is needed"
-    );
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || fs::read(fifo).unwrap().len())
-    };
-    let o = cli(&[Path::new("build-config"), &src, &fifo]);
+    let reader = fifo_reader(&fifo);
+    let o = build_config(&src, &fifo);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(reader.join().unwrap(), 24 + 537_624);
+    assert_eq!(reader.join().unwrap().len(), 24 + 537_624);
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 
     let sub = dir.path().join("out.bin");
     fs::create_dir(&sub).unwrap();
-    let o = cli(&[Path::new("build-config"), &src, &sub]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    refused(&build_config(&src, &sub), "is a directory");
     assert!(sub.is_dir());
     assert_eq!(names(dir.path()), ["out.bin", "out.fifo", "t.json"]);
 }
 
 #[test]
 fn sigterm_mid_compile_leaves_no_temporary_file_and_a_stale_one_is_swept() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.json");
     // Slow to compile: 40 tables of 256 backends.
-    fs::write(&src, tables_json(40, 256)).unwrap();
+    let (dir, src) = folder_with_source(&tables_json(40, 256));
     let dst = dir.path().join("t.bin");
     // Left by a compile that was SIGKILLed (PID above any Linux hands out).
     fs::write(dir.path().join(".t.bin.tmp-4194305-abcdef"), b"partial").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
+    let mut child = Command::new(CLI)
         .arg("build-config")
         .arg(&src)
         .arg(&dst)
@@ -156,17 +140,9 @@ fn sigterm_mid_compile_leaves_no_temporary_file_and_a_stale_one_is_swept() {
 
 #[test]
 fn more_tables_than_the_limit_are_refused_without_allocating_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.json");
-    fs::write(&src, tables_json(1025, 1)).unwrap();
-    let dst = dir.path().join("t.bin");
-    let o = cli(&[Path::new("build-config"), &src, &dst]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("1025 tables; a file holds at most 1024"),
-        "{}",
-        stderr(&o)
-    );
+    let (dir, src) = folder_with_source(&tables_json(1025, 1));
+    let o = build_config(&src, &dir.path().join("t.bin"));
+    refused(&o, "1025 tables; a file holds at most 1024");
     assert_eq!(o.status.code(), Some(1), "an error, not an abort");
     assert_eq!(names(dir.path()), ["t.json"]);
 }

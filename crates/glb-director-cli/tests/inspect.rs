@@ -2,25 +2,20 @@
 //! figures the reference director produced (its verdicts), not against our
 //! own code.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use glb_testkit::conformance;
+use glb_testkit::process::{output, stderr, stdout_ok as stdout};
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glb-director-cli"))
-        .args(args)
-        .output()
-        .expect("spawn glb-director-cli")
+    output(env!("CARGO_BIN_EXE_glb-director-cli"), args)
 }
 
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Requires `route TABLE ARGS...` to fail (exit 1) saying `why`.
+fn route_refused(table: &str, args: &[&str], why: &str) {
+    let out = cli(&[&["route", table][..], args].concat());
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
 }
 
 #[test]
@@ -108,31 +103,12 @@ fn route_explains_an_unmatched_packet() {
     let table = conformance::require("pcap/mixed/table.bin");
     let t = table.to_str().expect("utf-8 path");
     // Packet 18 of the mixed capture: port 5011 is outside 5000-5010.
-    let out = cli(&[
-        "route",
-        t,
-        "--src-ip",
-        "192.168.55.1",
-        "--dst-ip",
-        "198.18.20.20",
-        "--proto",
-        "udp",
-        "--dst-port",
-        "5011",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no bind"));
+    let packet = ["--src-ip", "192.168.55.1", "--dst-ip", "198.18.20.20"];
+    let udp_5011 = ["--proto", "udp", "--dst-port", "5011"];
+    route_refused(t, &[&packet[..], &udp_5011[..]].concat(), "no bind");
     // A hash field without its input is refused rather than guessed.
-    let out = cli(&[
-        "route",
-        t,
-        "--src-ip",
-        "192.168.55.1",
-        "--hash-fields",
-        "src_addr,src_port",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--src-port"));
+    let fields = ["--hash-fields", "src_addr,src_port"];
+    route_refused(t, &[&packet[..2], &fields[..]].concat(), "--src-port");
 }
 
 #[test]
@@ -208,7 +184,7 @@ fn corrupt_binary_is_refused() {
     let p = tmp.path().join("bad.bin");
     std::fs::write(&p, b"GLBD\x03\0\0\0").expect("write");
     let out = cli(&["dump", p.to_str().expect("utf-8")]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("bad.bin") && err.contains("not a valid forwarding table"),

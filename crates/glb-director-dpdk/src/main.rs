@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use glb_core::hash::LaneEngine;
 use glb_core::route::RouteOptions;
 use glb_director::DirectorConfig;
 use glb_director::cli::DirectorArgs as Args;
@@ -59,6 +60,7 @@ enum Failure {
 struct Running<'a, 'eal> {
     director: &'a Director<'eal>,
     options: RouteOptions,
+    engine: LaneEngine,
     metrics: Metrics,
     started: Instant,
     print_every: Option<Duration>,
@@ -69,7 +71,7 @@ impl Engine for Running<'_, '_> {
     type Error = Failure;
 
     fn reload(&mut self, path: &Path) -> Result<usize, Failure> {
-        let fwd = load_forwarder(path, self.options)?;
+        let fwd = load_forwarder(path, self.options)?.with_lane_engine(self.engine);
         let tables = fwd.num_tables();
         self.director.swap_table(fwd);
         Ok(tables)
@@ -120,7 +122,8 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
         warn!("{w}");
     }
     let cfg = loaded.config;
-    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?;
+    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?
+        .with_lane_engine(args.lane_engine.engine);
     info!(
         table = %args.forwarding_table.display(),
         tables = fwd.num_tables(),
@@ -170,6 +173,7 @@ fn serve(
             metrics: Metrics::new(director.queues()),
             director: &director,
             options: cfg.route_options(),
+            engine: args.lane_engine.engine,
             started,
             print_every,
             next_print: print_every.map(|d| started + d),

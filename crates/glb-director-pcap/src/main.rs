@@ -20,7 +20,8 @@ fn run(args: &Args) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let cfg = loaded.config;
-    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?;
+    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?
+        .with_lane_engine(args.lane_engine.engine);
     // A capture file has no port, hence no source MAC.
     let enc = Encapsulator::new(cfg.encap_params(ethernet::Address::ZERO));
     let reads = [

@@ -2,33 +2,45 @@
 //! conformance suite, and its behaviour on bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use glb_testkit::conformance;
+use glb_testkit::files::fifo_reader;
 use glb_testkit::pcap::{Flavour, read_records, write_records};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_glb-director-pcap"))
-}
+use glb_testkit::process::stderr;
 
 fn cases() -> Vec<PathBuf> {
     conformance::case_dirs("pcap")
 }
 
-fn replay(case: &Path, out: &Path, verdicts: &Path) -> std::process::Output {
-    bin()
-        .arg("--config-file")
-        .arg(case.join("config.json"))
+/// Runs the engine on a configuration, a table and a capture, writing
+/// `out` and, when asked, `verdicts`.
+fn engine(config: &Path, table: &Path, pcap: &Path, out: &Path, verdicts: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_glb-director-pcap"));
+    cmd.arg("--config-file")
+        .arg(config)
         .arg("--forwarding-table")
-        .arg(case.join("table.bin"))
+        .arg(table)
         .arg("--pcap-file")
-        .arg(case.join("input.pcap"))
+        .arg(pcap)
         .arg("--output")
-        .arg(out)
-        .arg("--verdicts")
-        .arg(verdicts)
-        .output()
-        .expect("run glb-director-pcap")
+        .arg(out);
+    if let Some(verdicts) = verdicts {
+        cmd.arg("--verdicts").arg(verdicts);
+    }
+    cmd.output().expect("run glb-director-pcap")
+}
+
+/// Replays a case folder's capture through its configuration and table.
+fn replay(case: &Path, out: &Path, verdicts: Option<&Path>) -> Output {
+    let input = |name| case.join(name);
+    engine(
+        &input("config.json"),
+        &input("table.bin"),
+        &input("input.pcap"),
+        out,
+        verdicts,
+    )
 }
 
 #[test]
@@ -38,12 +50,12 @@ fn every_conformance_case_matches_byte_for_byte() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let out = dir.path().join(format!("{name}.pcap"));
         let verdicts = dir.path().join(format!("{name}.txt"));
-        let run = replay(&case, &out, &verdicts);
+        let run = replay(&case, &out, Some(&verdicts));
         assert!(
             run.status.success(),
             "{name}: exit {:?}: {}",
             run.status,
-            String::from_utf8_lossy(&run.stderr)
+            stderr(&run)
         );
         let got = std::fs::read(&out).unwrap();
         let want = std::fs::read(case.join("expected.pcap")).unwrap();
@@ -82,20 +94,8 @@ fn expect_failure(config: &Path, table: &Path, pcap: &Path, needle: &str) {
     let out = dir.path().join("out.pcap");
     let verdicts = dir.path().join("v.txt");
     std::fs::write(&out, b"previous").unwrap();
-    let run = bin()
-        .arg("--config-file")
-        .arg(config)
-        .arg("--forwarding-table")
-        .arg(table)
-        .arg("--pcap-file")
-        .arg(pcap)
-        .arg("--output")
-        .arg(&out)
-        .arg("--verdicts")
-        .arg(&verdicts)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let run = engine(config, table, pcap, &out, Some(&verdicts));
+    let stderr = stderr(&run);
     assert!(!run.status.success(), "should fail: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
@@ -177,18 +177,9 @@ fn an_error_is_printed_once() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
-    let run = bin()
-        .arg("--config-file")
-        .arg(case.join("config.json"))
-        .arg("--forwarding-table")
-        .arg(case.join("table.bin"))
-        .arg("--pcap-file")
-        .arg(&empty)
-        .arg("--output")
-        .arg(dir.path().join("out.pcap"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let (config, table) = (case.join("config.json"), case.join("table.bin"));
+    let run = engine(&config, &table, &empty, &dir.path().join("out.pcap"), None);
+    let stderr = stderr(&run);
     assert_eq!(stderr.matches("the file is empty").count(), 1, "{stderr}");
 }
 
@@ -225,20 +216,8 @@ fn outputs_never_overwrite_inputs() {
         ),
     ];
     for (out, verdicts, want) in cases {
-        let run = bin()
-            .arg("--config-file")
-            .arg(p("config.json"))
-            .arg("--forwarding-table")
-            .arg(p("table.bin"))
-            .arg("--pcap-file")
-            .arg(p("input.pcap"))
-            .arg("--output")
-            .arg(&out)
-            .arg("--verdicts")
-            .arg(&verdicts)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&run.stderr);
+        let run = replay(dir.path(), &out, Some(&verdicts));
+        let stderr = stderr(&run);
         assert!(!run.status.success(), "{}: accepted", out.display());
         assert!(stderr.contains(want), "{stderr}");
     }
@@ -268,22 +247,9 @@ fn reads_other_pcap_flavours() {
     };
     write_records(&inp, &records, flavour);
     let out = dir.path().join("out.pcap");
-    let run = bin()
-        .arg("--config-file")
-        .arg(case.join("config.json"))
-        .arg("--forwarding-table")
-        .arg(case.join("table.bin"))
-        .arg("--pcap-file")
-        .arg(&inp)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (config, table) = (case.join("config.json"), case.join("table.bin"));
+    let run = engine(&config, &table, &inp, &out, None);
+    assert!(run.status.success(), "{}", stderr(&run));
     let got = std::fs::read(&out).unwrap();
     let want = std::fs::read(case.join("expected.pcap")).unwrap();
     assert_eq!(&got[..4], &0xa1b2_3c4du32.to_le_bytes());
@@ -315,33 +281,9 @@ fn device_outputs_are_written_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let verdicts = dir.path().join("v.txt");
     let fifo = dir.path().join("out.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "mkfifo (coreutils) is needed to make a FIFO for this test"
-    );
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read(fifo).unwrap())
-    };
-    let run = bin()
-        .arg("--config-file")
-        .arg(case.join("config.json"))
-        .arg("--forwarding-table")
-        .arg(case.join("table.bin"))
-        .arg("--pcap-file")
-        .arg(case.join("input.pcap"))
-        .arg("--output")
-        .arg(&fifo)
-        .arg("--verdicts")
-        .arg(&verdicts)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let reader = fifo_reader(&fifo);
+    let run = replay(&case, &fifo, Some(&verdicts));
+    assert!(run.status.success(), "{}", stderr(&run));
     let through = reader.join().unwrap();
     let want = std::fs::read(case.join("expected.pcap")).unwrap();
     assert_eq!(

@@ -481,33 +481,45 @@ struct msg {
 	__u64 w[5];
 };
 
+/* ORs the raw bytes of field piece `v` (as loaded from memory: 4 or 2
+ * bytes in network order) in at byte `off` of the message, whose words
+ * SipHash reads little-endian. Every field is made of 2- or 4-byte
+ * pieces at offsets that are multiples of their size, so no piece
+ * straddles two words. The message is built in registers: bytes stored
+ * one field at a time and read back as words would stall each load on
+ * the stores it overlaps. */
+static __always_inline void put(struct msg *m, __u32 off, __u64 v)
+{
+	m->w[off / 8] |= v << (8 * (off % 8));
+}
+
+static __always_inline __u32 put_addr(struct msg *m, __u32 off, const __u32 *a, __u32 alen)
+{
+	put(m, off, a[0]);
+	if (alen == 16) {
+		put(m, off + 4, a[1]);
+		put(m, off + 8, a[2]);
+		put(m, off + 12, a[3]);
+	}
+	return off + alen;
+}
+
 /* Lays the selected fields out for field set `fields` (a constant at
- * every call site, so every store has a fixed offset) and returns the
+ * every call site, so every piece has a fixed offset) and returns the
  * message length. */
 static __always_inline __u32 lay_out(struct msg *m, __u8 fields, const struct flow *f, __u32 alen)
 {
-	__u8 *b = (__u8 *)m->w;
 	__u32 n = 0;
-	if (fields & GLB_H_SRC_ADDR) {
-		__builtin_memcpy(b + n, f->src, 4);
-		if (alen == 16)
-			__builtin_memcpy(b + n + 4, &f->src[1], 12);
-		n += alen;
-	}
-	if (fields & GLB_H_DST_ADDR) {
-		__builtin_memcpy(b + n, f->dst, 4);
-		if (alen == 16)
-			__builtin_memcpy(b + n + 4, &f->dst[1], 12);
-		n += alen;
-	}
+	if (fields & GLB_H_SRC_ADDR)
+		n = put_addr(m, n, f->src, alen);
+	if (fields & GLB_H_DST_ADDR)
+		n = put_addr(m, n, f->dst, alen);
 	if (fields & GLB_H_SRC_PORT) {
-		__u16 p = bpf_htons(f->src_port);
-		__builtin_memcpy(b + n, &p, 2);
+		put(m, n, bpf_htons(f->src_port));
 		n += 2;
 	}
 	if (fields & GLB_H_DST_PORT) {
-		__u16 p = bpf_htons(f->dst_port);
-		__builtin_memcpy(b + n, &p, 2);
+		put(m, n, bpf_htons(f->dst_port));
 		n += 2;
 	}
 	return n;
@@ -580,10 +592,12 @@ static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, const void *data_end)
 	/* XDP frames are at most a page. */
 	if (len >= 4096)
 		return -1;
-	/* bpf_csum_diff takes at most 512 bytes at a time, in 4-byte
-	 * multiples: the length is summed bit by bit from 2048 down to 4.
-	 * `off` is masked after every step so that the verifier sees the
-	 * same range whichever bits were set, and prunes the paths. */
+	/* The length is summed bit by bit from 2048 down to 4: chunks of 256
+	 * bytes and more by bpf_csum_diff (at most 512 bytes a call, in
+	 * 4-byte multiples), smaller ones inline in 8-byte words, as a call
+	 * costs more than summing a minimum-size frame. Both sum native-order
+	 * 32-bit words. `off` is masked after every step so that the verifier
+	 * sees the same range whichever bits were set, and prunes the paths. */
 #define SUM(N)                                                        \
 	{                                                             \
 		__u8 *c = p + off;                                    \
@@ -593,6 +607,21 @@ static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, const void *data_end)
 		if (r < 0)                                            \
 			return -1;                                    \
 		sum += (__u32)r;                                      \
+		off = (off + (N)) & 0xfff;                            \
+	}
+#define SUM_INLINE(N)                                                 \
+	{                                                             \
+		__u8 *c = p + off;                                    \
+		if ((void *)(c + (N)) > data_end)                      \
+			return -1;                                    \
+		if ((N) == 4) {                                       \
+			sum += *(__u32 *)c;                           \
+		} else {                                              \
+			_Pragma("unroll") for (int k = 0; k < (N) / 8; k++) { \
+				__u64 w = *(__u64 *)(c + 8 * k);      \
+				sum += (w & 0xffffffff) + (w >> 32);  \
+			}                                             \
+		}                                                     \
 		off = (off + (N)) & 0xfff;                            \
 	}
 	if (len & 2048) {
@@ -606,19 +635,20 @@ static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, const void *data_end)
 	if (len & 256)
 		SUM(256)
 	if (len & 128)
-		SUM(128)
+		SUM_INLINE(128)
 	if (len & 64)
-		SUM(64)
+		SUM_INLINE(64)
 	if (len & 32)
-		SUM(32)
+		SUM_INLINE(32)
 	if (len & 16)
-		SUM(16)
+		SUM_INLINE(16)
 	if (len & 8)
-		SUM(8)
+		SUM_INLINE(8)
 	if (len & 4)
-		SUM(4)
+		SUM_INLINE(4)
+#undef SUM_INLINE
 #undef SUM
-	/* bpf_csum_diff sums native-order words; bring the sum to network
+	/* The words were summed in native order; bring the sum to network
 	 * order before the last 0-3 bytes are added as network-order words. */
 	__u16 folded = fold(sum);
 	sum = bpf_ntohs(folded);

@@ -95,3 +95,35 @@ pub struct ShimArgs {
     #[arg(long)]
     pub debug: bool,
 }
+
+/// A command line of this crate's binaries.
+pub trait Command: Parser {
+    /// Whether `--debug` was given.
+    fn debug(&self) -> bool;
+}
+
+impl Command for DirectorArgs {
+    fn debug(&self) -> bool {
+        self.debug
+    }
+}
+
+impl Command for ShimArgs {
+    fn debug(&self) -> bool {
+        self.debug
+    }
+}
+
+/// The `main` of this crate's binaries: parses the command line, starts
+/// logging, runs `work`, and turns its error into a logged failure exit.
+pub fn main<A: Command>(work: impl FnOnce(&A) -> anyhow::Result<()>) -> std::process::ExitCode {
+    let args = A::parse();
+    glb_director::logging::init(args.debug());
+    match work(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

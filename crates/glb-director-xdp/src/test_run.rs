@@ -111,13 +111,20 @@ pub fn run(prog: &ProgramFd, frame: &[u8], repeat: u32) -> io::Result<Outcome> {
 }
 
 /// Runs `prog` `repeat` times in live-frame mode, as if `frame` had
-/// arrived on interface `ifindex` each time: frames it sends with XDP_TX
-/// really leave by that interface (the program is then a traffic
-/// generator). Returns the mean nanoseconds per run.
-pub fn run_live(prog: &ProgramFd, frame: &[u8], ifindex: u32, repeat: u32) -> io::Result<u32> {
+/// arrived on interface `ifindex` (the loopback device when `None`) each
+/// time: frames it sends with XDP_TX really leave by that interface (the
+/// program is then a traffic generator; the loopback device drops them).
+/// The kernel resets each frame's start and end before a repetition, not
+/// its bytes. Returns the mean nanoseconds per run.
+pub fn run_live(
+    prog: &ProgramFd,
+    frame: &[u8],
+    ifindex: Option<u32>,
+    repeat: u32,
+) -> io::Result<u32> {
     let mut ctx = XdpMd {
         data_end: frame.len() as u32,
-        ingress_ifindex: ifindex,
+        ingress_ifindex: ifindex.unwrap_or(0),
         ..XdpMd::default()
     };
     let mut attr = TestAttr {

@@ -27,7 +27,8 @@ use glb_core::table::TableFile;
 use glb_core::wire::ethernet;
 use glb_director_xdp::objects;
 use glb_testkit::frames::{eth, ipv4, tcp, v4};
-use glb_testkit::netns::{Netns, require_root};
+use glb_testkit::netns::{Netns, link, require_root};
+use glb_testkit::notify;
 use glb_testkit::rawsock::RawSocket;
 
 const VIP: &str = "10.10.10.10";
@@ -66,23 +67,14 @@ impl Rig {
         require_root("the XDP namespace tests");
         let director_ns = Netns::new(&format!("{tag}d"));
         let peer_ns = Netns::new(&format!("{tag}p"));
-        director_ns.exec(&[
-            "ip",
-            "link",
-            "add",
+        link(
+            &director_ns,
             "vd",
-            "type",
-            "veth",
-            "peer",
-            "name",
+            "192.0.2.1/24",
+            &peer_ns,
             "vp",
-            "netns",
-            &peer_ns.name,
-        ]);
-        director_ns.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", "vd"]);
-        director_ns.exec(&["ip", "link", "set", "vd", "up"]);
-        peer_ns.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", "vp"]);
-        peer_ns.exec(&["ip", "link", "set", "vp", "up"]);
+            "192.0.2.2/24",
+        );
         let passer = peer_ns.enter(|| {
             let mut e = aya::Ebpf::load_file(objects::built("passer.o")).expect("passer.o");
             let p: &mut aya::programs::Xdp = e.program_mut("xdp_pass").unwrap().try_into().unwrap();
@@ -146,19 +138,39 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(rig: &Rig, exe: &str, args: &[&str], notify: &Path, log: &str) -> Daemon {
-        let log = rig.path(log);
+    /// Starts `exe` with its notification socket and log in the rig's
+    /// folder `name`, and waits until it is ready.
+    fn start(rig: &Rig, exe: &str, args: &[&str], name: &str) -> Daemon {
+        let home = rig.path(name);
+        std::fs::create_dir(&home).unwrap();
+        let (notify_path, notify) = notify::listener(&home, Duration::from_millis(200));
+        let log = home.join("log");
         let child = rig
             .director_ns
             .command(Path::new(exe))
             .args(args)
-            .env("NOTIFY_SOCKET", notify)
+            .env("NOTIFY_SOCKET", notify_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {exe}: {e}"));
-        Daemon { child, log }
+        let mut daemon = Daemon { child, log };
+        daemon.wait_ready(&notify, Duration::from_secs(30));
+        daemon
+    }
+
+    fn wait_ready(&mut self, notify: &UnixDatagram, within: Duration) {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if notify::next(notify).is_some_and(|m| m.lines().any(|l| l == "READY=1")) {
+                return;
+            }
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("exited ({s}) before READY=1:\n{}", self.log());
+            }
+        }
+        panic!("no READY=1 within {within:?}:\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -212,35 +224,6 @@ impl Drop for Daemon {
     }
 }
 
-/// The process ids inside `ip netns exec` are those of the daemon itself
-/// (it execs), so signals reach it directly.
-fn notify_socket(dir: &Path, name: &str) -> (UnixDatagram, PathBuf) {
-    let p = dir.join(name);
-    let s = UnixDatagram::bind(&p).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    (s, p)
-}
-
-fn wait_ready(sock: &UnixDatagram, daemon: &mut Daemon, within: Duration) {
-    let end = Instant::now() + within;
-    let mut buf = [0u8; 512];
-    while Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return;
-            }
-        }
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            panic!("exited ({s}) before READY=1:\n{}", daemon.log());
-        }
-    }
-    panic!("no READY=1 within {within:?}:\n{}", daemon.log());
-}
-
 fn is_gue(f: &[u8]) -> bool {
     f.len() > 42 && f[12..14] == [0x08, 0x00] && f[23] == 17 && f[36..38] == 19523u16.to_be_bytes()
 }
@@ -250,6 +233,21 @@ fn hops(f: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
     let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
     let hop = Ipv4Addr::new(f[50], f[51], f[52], f[53]);
     (dst, hop)
+}
+
+/// Sends a SYN from client port `sport` and requires exactly one frame
+/// back: glb-core's encapsulation of it by `table`.
+fn round_trip(rig: &Rig, raw: &RawSocket, director: &Daemon, sport: u16, table: &[u8], what: &str) {
+    let frame = rig.syn(sport);
+    raw.send(&frame);
+    let got = raw.collect(1, Duration::from_secs(5), is_gue);
+    assert_eq!(
+        got.len(),
+        1,
+        "{what}: no encapsulated frame came back:\n{}",
+        director.log()
+    );
+    assert_eq!(got[0], expected(rig, table, &frame), "{what}: the frame");
 }
 
 /// glb-core's encapsulation of `frame` by `table`, as the director on `vd`
@@ -296,9 +294,8 @@ fn director_on_a_veth_pair() {
         .unwrap();
     let statsd_port = statsd.local_addr().unwrap().port();
     let config = rig.config(statsd_port);
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
     let pid_file = rig.path("director.pid");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -315,10 +312,8 @@ fn director_on_a_veth_pair() {
             "--pid-file",
             pid_file.to_str().unwrap(),
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     let log = director.log();
     assert!(
         log.contains("attached") && log.contains("native"),
@@ -333,20 +328,7 @@ fn director_on_a_veth_pair() {
 
     let raw = rig.peer_socket();
     // Encapsulated back, exactly as glb-core encapsulates.
-    let frame = rig.syn(40_000);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "no encapsulated frame came back:\n{}",
-        director.log()
-    );
-    assert_eq!(
-        got[0],
-        expected(&rig, &table_a, &frame),
-        "encapsulated frame"
-    );
+    round_trip(&rig, &raw, &director, 40_000, &table_a, "a SYN to the VIP");
 
     // Unmatched: a datagram to the director's own address reaches a
     // socket there (ARP on the way passes through too).
@@ -433,19 +415,13 @@ fn director_on_a_veth_pair() {
     write_table(&table_path, b"GLBD this is not a table");
     director.signal("-USR1");
     director.wait_log("reload failed", Duration::from_secs(10));
-    let frame = rig.syn(41_000);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "traffic stopped after a bad reload:\n{}",
-        director.log()
-    );
-    assert_eq!(
-        got[0],
-        expected(&rig, &table_b, &frame),
-        "routed by the last good table"
+    round_trip(
+        &rig,
+        &raw,
+        &director,
+        41_000,
+        &table_b,
+        "after a bad reload",
     );
 
     // statsd: SPEC §14's names, tagged glb_engine:xdp, within one period.
@@ -554,8 +530,7 @@ fn director_in_a_root_shim_slot() {
     let table_a = table(&TABLE_A);
     write_table(&table_path, &table_a);
     let config = rig.config(9);
-    let (shim_notify, shim_notify_path) = notify_socket(rig.dir.path(), "shim-notify");
-    let mut shim = Daemon::start(
+    let shim = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_xdp-root-shim"),
         &[
@@ -563,10 +538,8 @@ fn director_in_a_root_shim_slot() {
             pin.to_str().unwrap(),
             "vd",
         ],
-        &shim_notify_path,
-        "shim.log",
+        "shim",
     );
-    wait_ready(&shim_notify, &mut shim, Duration::from_secs(20));
     assert!(
         pin.exists(),
         "the shim pinned no array at {}",
@@ -582,8 +555,7 @@ fn director_in_a_root_shim_slot() {
         "encapsulated without a director"
     );
 
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -594,22 +566,18 @@ fn director_in_a_root_shim_slot() {
             &format!("--bpf-program={}", objects::built("glb_encap.o").display()),
             &format!("--xdpcap-hook-path={}", hook.display()),
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     assert!(hook.exists(), "no xdpcap hook pinned:\n{}", director.log());
-    let frame = rig.syn(40_001);
-    raw.send(&frame);
-    let got = raw.collect(1, Duration::from_secs(5), is_gue);
-    assert_eq!(
-        got.len(),
-        1,
-        "nothing came back through the root shim:\n{}",
-        director.log()
-    );
     // The pin names the interface, so the source MAC is vd's.
-    assert_eq!(got[0], expected(&rig, &table_a, &frame));
+    round_trip(
+        &rig,
+        &raw,
+        &director,
+        40_001,
+        &table_a,
+        "through the root shim",
+    );
 
     director.stop();
     assert!(!hook.exists(), "the xdpcap hook pin is removed on exit");
@@ -634,8 +602,7 @@ fn generic_mode_with_a_warning_where_the_driver_has_no_xdp() {
     let table_path = rig.path("forwarding_table.bin");
     write_table(&table_path, &table(&TABLE_A));
     let config = rig.config(9);
-    let (notify, notify_path) = notify_socket(rig.dir.path(), "notify");
-    let mut director = Daemon::start(
+    let director = Daemon::start(
         &rig,
         env!("CARGO_BIN_EXE_glb-director-xdp"),
         &[
@@ -645,10 +612,8 @@ fn generic_mode_with_a_warning_where_the_driver_has_no_xdp() {
             &format!("--bpf-program={}", objects::built("glb_encap.o").display()),
             "--xdpcap-hook-path=",
         ],
-        &notify_path,
-        "director.log",
+        "director",
     );
-    wait_ready(&notify, &mut director, Duration::from_secs(30));
     let log = director.log();
     assert!(
         log.contains("WARN") && log.contains("generic mode"),

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use glb_core::hash::LaneEngine;
 
 use crate::idle::IdlePolicy;
 
@@ -49,6 +50,24 @@ pub struct DirectorArgs {
     /// Longest sleep of an idle core, in microseconds.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = IdlePolicy::default().max_sleep.as_micros() as u64)]
     pub idle_max_sleep_us: u64,
+    #[command(flatten)]
+    pub lane_engine: LaneEngineArg,
+}
+
+/// The vector instructions the flow hash runs on, for both engines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LaneEngineArg {
+    /// Vector instructions of the flow hash: auto (the best this CPU
+    /// has), avx512, avx2 or portable (plain x86-64). Every engine gives
+    /// the same hashes; naming one is for comparing them (an engine the
+    /// CPU lacks is refused).
+    #[arg(
+        long = "lane-engine",
+        value_name = "ENGINE",
+        env = "GLB_LANE_ENGINE",
+        default_value = "auto"
+    )]
+    pub engine: LaneEngine,
 }
 
 /// Replay a pcap capture through the GLB director's packet path.
@@ -70,4 +89,6 @@ pub struct PcapArgs {
     /// Also write one verdict line per input frame.
     #[arg(long, value_name = "FILE")]
     pub verdicts: Option<PathBuf>,
+    #[command(flatten)]
+    pub lane_engine: LaneEngineArg,
 }

@@ -191,6 +191,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// A number from 1 to 65535; `zero` says why 0 is refused.
+    fn nonzero_u16(&self, v: &Value, key: &str, zero: &str) -> Result<u16, ConfigError> {
+        match self.uint(v, key, u64::from(u16::MAX))? {
+            0 => Err(self.err(key, zero)),
+            n => Ok(n as u16),
+        }
+    }
+
     fn ipv4(&self, v: &Value, key: &str) -> Result<Ipv4Addr, ConfigError> {
         let s = v
             .as_str()
@@ -316,13 +324,7 @@ impl DirectorConfig {
 
         let num_worker_queues = match obj.get("num_worker_queues") {
             None => 1,
-            Some(v) => {
-                let n = cx.uint(v, "num_worker_queues", u64::from(u16::MAX))?;
-                if n == 0 {
-                    return Err(cx.err("num_worker_queues", "must be at least 1"));
-                }
-                n as u16
-            }
+            Some(v) => cx.nonzero_u16(v, "num_worker_queues", "must be at least 1")?,
         };
 
         // The original reads statsd_port as a string; accept that and a number.
@@ -339,13 +341,7 @@ impl DirectorConfig {
                         format!("{s:?} is not a port number (1-65535)"),
                     )
                 })?,
-            Some(v) => {
-                let n = cx.uint(v, "statsd_port", u64::from(u16::MAX))?;
-                if n == 0 {
-                    return Err(cx.err("statsd_port", "must be a port from 1 to 65535"));
-                }
-                n as u16
-            }
+            Some(v) => cx.nonzero_u16(v, "statsd_port", "must be a port from 1 to 65535")?,
         };
 
         let kni_ip = match obj.get("kni_ip") {

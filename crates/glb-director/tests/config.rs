@@ -29,6 +29,11 @@ fn err(v: &Value) -> ConfigError {
 
 /// Applies `f` to a copy of the minimal configuration and expects an error
 /// whose key is `key` and whose text contains `needle`.
+/// Requires `key` set to `value` to be refused, the error saying `needle`.
+fn refuse_value(key: &str, value: Value, needle: &str) {
+    refuse(|v| v[key] = value, key, needle);
+}
+
 fn refuse(f: impl FnOnce(&mut Value), key: &str, needle: &str) {
     let mut v = minimal();
     f(&mut v);
@@ -140,16 +145,8 @@ fn statsd_port_as_string() {
     let mut v = minimal();
     v["statsd_port"] = json!("8125");
     assert_eq!(load(&v).unwrap().config.statsd_port, 8125);
-    refuse(
-        |v| v["statsd_port"] = json!("port"),
-        "statsd_port",
-        "not a port",
-    );
-    refuse(
-        |v| v["statsd_port"] = json!(70000),
-        "statsd_port",
-        "0 to 65535",
-    );
+    refuse_value("statsd_port", json!("port"), "not a port");
+    refuse_value("statsd_port", json!(70000), "0 to 65535");
 }
 
 #[test]
@@ -200,48 +197,28 @@ fn required_keys() {
 
 #[test]
 fn bad_mac_and_ips() {
-    refuse(
-        |v| v["outbound_gateway_mac"] = json!("3a:89:7c:7b:5d"),
+    refuse_value(
         "outbound_gateway_mac",
+        json!("3a:89:7c:7b:5d"),
         "not a MAC address",
     );
-    refuse(
-        |v| v["outbound_gateway_mac"] = json!(12),
-        "outbound_gateway_mac",
-        "MAC address string",
-    );
-    refuse(
-        |v| v["outbound_src_ip"] = json!("65.65.65"),
-        "outbound_src_ip",
-        "not an IPv4 address",
-    );
-    refuse(
-        |v| v["outbound_src_ip"] = json!("fd00::1"),
-        "outbound_src_ip",
-        "not an IPv4 address",
-    );
-    refuse(
-        |v| v["kni_ip"] = json!("nope"),
-        "kni_ip",
-        "not an IPv4 address",
-    );
+    refuse_value("outbound_gateway_mac", json!(12), "MAC address string");
+    refuse_value("outbound_src_ip", json!("65.65.65"), "not an IPv4 address");
+    refuse_value("outbound_src_ip", json!("fd00::1"), "not an IPv4 address");
+    refuse_value("kni_ip", json!("nope"), "not an IPv4 address");
 }
 
 #[test]
 fn hash_fields_need_one_true_boolean() {
-    refuse(
-        |v| v["hash_fields"] = json!({}),
+    refuse_value("hash_fields", json!({}), "no hash field set");
+    refuse_value(
         "hash_fields",
+        json!({"src_addr": false}),
         "no hash field set",
     );
-    refuse(
-        |v| v["hash_fields"] = json!({"src_addr": false}),
-        "hash_fields",
-        "no hash field set",
-    );
-    refuse(
-        |v| v["alt_hash_fields"] = json!({"dst_port": false}),
+    refuse_value(
         "alt_hash_fields",
+        json!({"dst_port": false}),
         "no hash field set",
     );
     refuse(
@@ -249,49 +226,21 @@ fn hash_fields_need_one_true_boolean() {
         "hash_fields.src_addr",
         "true or false",
     );
-    refuse(
-        |v| v["hash_fields"] = json!(["src_addr"]),
-        "hash_fields",
-        "expected an object",
-    );
+    refuse_value("hash_fields", json!(["src_addr"]), "expected an object");
 }
 
 #[test]
 fn booleans_and_numbers_are_typed() {
-    refuse(
-        |v| v["udp_checksum"] = json!("false"),
-        "udp_checksum",
-        "true or false",
-    );
-    refuse(
-        |v| v["rx_drop_en"] = json!(0),
-        "rx_drop_en",
-        "true or false",
-    );
-    refuse(
-        |v| v["forward_icmp_ping_responses"] = json!(null),
-        "forward_icmp_ping_responses",
-        "true or false",
-    );
-    refuse(
-        |v| v["num_worker_queues"] = json!(0),
-        "num_worker_queues",
-        "at least 1",
-    );
-    refuse(
-        |v| v["num_worker_queues"] = json!(-2),
-        "num_worker_queues",
-        "integer",
-    );
+    refuse_value("udp_checksum", json!("false"), "true or false");
+    refuse_value("rx_drop_en", json!(0), "true or false");
+    refuse_value("forward_icmp_ping_responses", json!(null), "true or false");
+    refuse_value("num_worker_queues", json!(0), "at least 1");
+    refuse_value("num_worker_queues", json!(-2), "integer");
 }
 
 #[test]
 fn flow_paths_must_exist() {
-    refuse(
-        |v| v["flow_paths"] = json!([]),
-        "flow_paths",
-        "at least one",
-    );
+    refuse_value("flow_paths", json!([]), "at least one");
     refuse(
         |v| v["flow_paths"][0]["tx_queue"] = json!(1),
         "flow_paths[0].tx_queue",

@@ -16,23 +16,7 @@ use glb_core::wire::ethernet::Address;
 fn forwarder() -> &'static Forwarder {
     static F: OnceLock<Forwarder> = OnceLock::new();
     F.get_or_init(|| {
-        let key = "000102030405060708090a0b0c0d0e0f";
-        let json = glb_testkit::table::tables_json(&[
-            (
-                key,
-                r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80},
-                   {"ip": "0.0.0.0/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
-                &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
-            ),
-            (
-                key,
-                r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
-                   {"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
-                   {"ip": "::/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
-                &["192.0.2.4", "192.0.2.5"],
-            ),
-        ]);
-        let bin = glb_testkit::table::compile(&json);
+        let bin = glb_testkit::table::catch_all();
         Forwarder::new(
             &TableFile::parse(&bin).expect("the fixture table loads"),
             options(),

@@ -74,8 +74,7 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
     src["healthchecks"]["x-extra"] = json!(null);
 
     let setup = Setup::new("127.77.1.1", &src, json!({}));
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
 
     // Worked out by hand from the servers above.
     let want_web = [
@@ -158,22 +157,18 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
 fn status_endpoints_report_targets_and_counters() {
     let _ok = HttpServer::always("127.77.2.10:8080", Reply::Status(200));
     let v6 = HttpServer::always("[::1]:0", Reply::Status(200));
-    let src = source(
+    let src = one_table_source(
         300,
         1000,
         3,
-        vec![table(
-            "t",
-            vec![
-                json!({"ip": "127.77.2.10", "state": "active", "healthchecks": {"http": 8080}}),
-                json!({"ip": "127.77.2.11", "state": "active", "healthchecks": {"tcp": 9}}),
-                json!({"ip": "::1", "state": "active", "healthchecks": {"http": v6.addr.port(), "http_uri": "/v6"}}),
-            ],
-        )],
+        vec![
+            json!({"ip": "127.77.2.10", "state": "active", "healthchecks": {"http": 8080}}),
+            json!({"ip": "127.77.2.11", "state": "active", "healthchecks": {"tcp": 9}}),
+            json!({"ip": "::1", "state": "active", "healthchecks": {"http": v6.addr.port(), "http_uri": "/v6"}}),
+        ],
     );
     let setup = Setup::new("127.77.2.1", &src, json!({}));
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let mut d = setup.start();
     d.wait_rounds_past(1);
 
     let h = d.health().unwrap();
@@ -248,8 +243,7 @@ fn tunnel_checks_echo_through_gue_and_fou() {
         )],
     );
     let setup = Setup::new("127.77.3.1", &src, json!({}));
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
 
     let want = vec![vec![Some(true), Some(true), Some(false), Some(false)]];
     wait_for("gue/fou health in the checked file", WAIT, || {
@@ -289,14 +283,11 @@ fn start_and_expect_failure(conf_path: &std::path::Path) -> String {
 
 #[test]
 fn bad_configuration_or_source_fails_at_start_up() {
-    let good_src = source(
+    let good_src = one_table_source(
         1000,
         500,
         3,
-        vec![table(
-            "t",
-            vec![json!({"ip": "127.77.4.10", "state": "active", "healthchecks": {"tcp": 9}})],
-        )],
+        vec![json!({"ip": "127.77.4.10", "state": "active", "healthchecks": {"tcp": 9}})],
     );
     let setup = Setup::new("127.77.4.1", &good_src, json!({}));
     let conf = setup.path("bad.conf");
@@ -416,8 +407,7 @@ fn packaged_defaults_are_valid() {
         &read_json(&root.join("forwarding_table.src.json")).unwrap(),
         json!({}),
     );
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
     d.wait_rounds_past(0);
     assert_eq!(d.checked().unwrap()["tables"], json!([]));
 }

@@ -22,17 +22,14 @@ fn switchable(addr: &str, initial: u16) -> (HttpServer, Arc<AtomicU16>) {
 }
 
 fn one_backend_source(ip: &str, trigger: u32, interval_ms: u64) -> Value {
-    source(
+    one_table_source(
         interval_ms,
         1000,
         trigger,
-        vec![table(
-            "t",
-            vec![
-                json!({"ip": ip, "state": "active", "healthy": true, "healthchecks": {"http": 8080}}),
-                json!({"ip": "127.77.0.250", "state": "active", "healthy": true}),
-            ],
-        )],
+        vec![
+            json!({"ip": ip, "state": "active", "healthy": true, "healthchecks": {"http": 8080}}),
+            json!({"ip": "127.77.0.250", "state": "active", "healthy": true}),
+        ],
     )
 }
 
@@ -62,12 +59,8 @@ fn flapping_needs_trigger_consecutive_results() {
         &one_backend_source("127.77.10.10", 3, 300),
         json!({"reload_hold_ms": 0}),
     );
-    let runs = setup.path("runs");
-    let mut conf: Value = read_json(&setup.conf).unwrap();
-    conf["reload_command"] = json!(recording_reload_command(&setup.dst, &runs));
-    std::fs::write(&setup.conf, conf.to_string()).unwrap();
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let runs = setup.record_reloads();
+    let d = setup.start();
 
     // Every snapshot of /health pairs the number of results with the
     // health reported after them; check each one seen.
@@ -123,12 +116,8 @@ fn reload_command_runs_exactly_when_the_file_changes_within_the_hold_time() {
         &one_backend_source("127.77.11.10", 1, 200),
         json!({}),
     );
-    let runs = setup.path("runs");
-    let mut conf: Value = read_json(&setup.conf).unwrap();
-    conf["reload_command"] = json!(recording_reload_command(&setup.dst, &runs));
-    std::fs::write(&setup.conf, conf.to_string()).unwrap();
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let runs = setup.record_reloads();
+    let d = setup.start();
     let target = "http://127.77.11.10:8080/";
 
     // Run 1: after the first round, with the backend healthy.
@@ -208,8 +197,7 @@ fn failing_reload_command_is_logged_and_retried_on_the_next_change() {
         json!({"reload_hold_ms": 0,
                "reload_command": "echo reload-output-marker; echo to-stderr >&2; exit 3"}),
     );
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
     wait_for("the first reload command failure", WAIT, || {
         d.var("reload_command_failures").filter(|n| *n >= 1)
     });
@@ -247,12 +235,8 @@ fn sighup_keeps_the_old_table_on_errors_and_checks_new_backends() {
     let backend_a = json!({"ip": "127.77.13.10", "state": "active", "healthy": true, "healthchecks": {"http": 8080}});
     let first = source(300, 1000, 1, vec![table("t", vec![backend_a.clone()])]);
     let setup = Setup::new("127.77.13.1", &first, json!({}));
-    let runs = setup.path("runs");
-    let mut conf: Value = read_json(&setup.conf).unwrap();
-    conf["reload_command"] = json!(recording_reload_command(&setup.dst, &runs));
-    std::fs::write(&setup.conf, conf.to_string()).unwrap();
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let runs = setup.record_reloads();
+    let mut d = setup.start();
     wait_for("the first reload run", WAIT, || {
         (recorded_runs(&runs).len() == 1).then_some(())
     });
@@ -295,18 +279,15 @@ fn sighup_keeps_the_old_table_on_errors_and_checks_new_backends() {
 
     // A good source with two new backends, claimed the opposite of what
     // their servers say, and a new unknown key.
-    let mut second = source(
+    let mut second = one_table_source(
         300,
         1000,
         1,
-        vec![table(
-            "t",
-            vec![
-                backend_a,
-                json!({"ip": "127.77.13.11", "state": "active", "healthy": false, "healthchecks": {"http": 8080}}),
-                json!({"ip": "127.77.13.12", "state": "active", "healthy": true, "healthchecks": {"http": 8080}}),
-            ],
-        )],
+        vec![
+            backend_a,
+            json!({"ip": "127.77.13.11", "state": "active", "healthy": false, "healthchecks": {"http": 8080}}),
+            json!({"ip": "127.77.13.12", "state": "active", "healthy": true, "healthchecks": {"http": 8080}}),
+        ],
     );
     second["added-by"] = json!("sighup test");
     setup.write_source(&second);
@@ -424,8 +405,7 @@ fn killing_the_daemon_at_random_moments_never_leaves_a_partial_file() {
     );
 
     // Temporary files a kill left behind are cleaned up by the next start.
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
     d.wait_rounds_past(1);
     let leftovers: Vec<String> = std::fs::read_dir(setup.dir.path())
         .unwrap()
@@ -454,14 +434,11 @@ fn a_reload_command_that_prints_without_end_does_not_grow_the_daemon() {
         json!({"reload_hold_ms": 0}),
     );
     let done = setup.path("done");
-    let mut conf: Value = read_json(&setup.conf).unwrap();
-    conf["reload_command"] = json!(format!(
+    setup.set_reload_command(&format!(
         "yes | head -c 300000000; echo the-end; touch {}; exit 3",
         done.display()
     ));
-    std::fs::write(&setup.conf, conf.to_string()).unwrap();
-    let mut d = setup.spawn();
-    d.wait_ready();
+    let d = setup.start();
     wait_for("the noisy reload command to fail", WAIT, || {
         d.var("reload_command_failures").filter(|n| *n >= 1)
     });
@@ -477,14 +454,11 @@ fn a_reload_command_that_prints_without_end_does_not_grow_the_daemon() {
 /// key, instead of being skipped and the backend written healthy.
 #[test]
 fn an_unknown_check_kind_stops_the_daemon_at_start() {
-    let src = source(
+    let src = one_table_source(
         300,
         100,
         1,
-        vec![table(
-            "t",
-            vec![json!({"ip": "127.77.14.20", "state": "active", "healthchecks": {"bogus": 1}})],
-        )],
+        vec![json!({"ip": "127.77.14.20", "state": "active", "healthchecks": {"bogus": 1}})],
     );
     let setup = Setup::new("127.77.14.2", &src, json!({}));
     let mut d = setup.spawn();

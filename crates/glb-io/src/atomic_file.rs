@@ -332,16 +332,9 @@ pub fn remove_stale_temps(dest: &Path) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use glb_testkit::files::{fifo_reader, names};
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use super::*;
 
     #[test]
     fn replaces_and_leaves_no_temporary_file() {
@@ -397,16 +390,8 @@ mod tests {
     fn a_fifo_is_written_in_place_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "mkfifo (coreutils) is needed to make a FIFO for this test"
-        );
+        let reader = fifo_reader(&fifo);
         assert_eq!(Destination::of(&fifo), Destination::InPlace);
-        let reader = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || fs::read(fifo).unwrap())
-        };
         let mut f = AtomicFile::create(&fifo).unwrap();
         f.write_all(b"through the pipe").unwrap();
         f.commit().unwrap();

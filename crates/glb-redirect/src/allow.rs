@@ -33,27 +33,14 @@ impl Prefix {
 impl FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Prefix, String> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
         let addr: Ipv4Addr = a
             .parse()
             .map_err(|_| format!("{s:?} is not an IPv4 address or prefix"))?;
         let len = match l {
             None => 32,
-            Some(l)
-                if !l.is_empty()
-                    && l.len() <= 2
-                    && l.bytes().all(|b| b.is_ascii_digit())
-                    && (l == "0" || !l.starts_with('0')) =>
-            {
-                l.parse::<u8>()
-                    .ok()
-                    .filter(|n| *n <= 32)
-                    .ok_or_else(|| format!("{s:?}: the prefix length must be 0-32"))?
-            }
-            Some(_) => return Err(format!("{s:?}: the prefix length must be 0-32")),
+            Some(l) => glb_core::model::prefix_len(l, 32)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0-32"))?,
         };
         Ok(Prefix { addr, len })
     }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use glb_core::wire::{ip_proto, ipv4, udp};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use crate::counters::{Counter, Local, Shared};
 use crate::decide::{DropReason, Verdict};
@@ -220,17 +220,7 @@ pub struct NfQueue {
 impl NfQueue {
     /// Binds queue `queue` in the current network namespace.
     pub fn open(queue: u16) -> io::Result<NfQueue> {
-        let sock = Socket::new(
-            Domain::from(libc::AF_NETLINK),
-            Type::RAW,
-            Some(Protocol::from(NETLINK_NETFILTER)),
-        )
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open NETLINK_NETFILTER: {e}")))?;
-        let want = 32 << 20;
-        if sys::setsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_err()
-        {
-            let _ = sock.set_recv_buffer_size(want as usize);
-        }
+        let sock = sys::netlink_socket(NETLINK_NETFILTER, "NETLINK_NETFILTER", 32 << 20)?;
         // Overruns are covered by fail-open; don't turn them into errors.
         let _ = sys::setsockopt_int(sock.as_fd(), SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
         sock.set_read_timeout(Some(Duration::from_secs(2)))?;

@@ -21,7 +21,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use crate::decide::SocketKey;
 use crate::sys::{self, Ring};
@@ -137,20 +137,11 @@ impl SockDiag {
     /// Opens a `NETLINK_SOCK_DIAG` socket in the current network
     /// namespace, sized for batches of up to `batch` lookups.
     pub fn open(batch: usize) -> io::Result<SockDiag> {
-        let sock = Socket::new(
-            Domain::from(libc::AF_NETLINK),
-            Type::RAW,
-            Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
-        )
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open NETLINK_SOCK_DIAG: {e}")))?;
-        // Errors then carry only the header of the request, not a copy.
-        let _ = sys::setsockopt_int(sock.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 1);
         // All answers of a batch are queued before we read any.
         let want = (batch * 2048).max(256 * 1024) as libc::c_int;
-        if sys::setsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_err()
-        {
-            let _ = sock.set_recv_buffer_size(want as usize);
-        }
+        let sock = sys::netlink_socket(libc::NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG", want)?;
+        // Errors then carry only the header of the request, not a copy.
+        let _ = sys::setsockopt_int(sock.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 1);
         Ok(SockDiag {
             sock,
             req: Vec::with_capacity(batch * MSG_LEN),

@@ -6,7 +6,7 @@
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 /// Room for the control messages we ask for (`IP_PKTINFO`, `IP_TOS`,
@@ -370,6 +370,26 @@ pub fn setsockopt_int(
     } else {
         Ok(())
     }
+}
+
+/// A raw netlink socket of `protocol` (named `name` in errors) whose
+/// receive buffer holds at least `rcvbuf` bytes: forced past the system
+/// limit where we may (`SO_RCVBUFFORCE`), else as large as it allows.
+pub fn netlink_socket(
+    protocol: libc::c_int,
+    name: &str,
+    rcvbuf: libc::c_int,
+) -> io::Result<socket2::Socket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::from(libc::AF_NETLINK),
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(protocol)),
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot open {name}: {e}")))?;
+    if setsockopt_int(sock.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf).is_err() {
+        let _ = sock.set_recv_buffer_size(rcvbuf as usize);
+    }
+    Ok(sock)
 }
 
 /// An `ifreq` naming `name` (at most 15 bytes).

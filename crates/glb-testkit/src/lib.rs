@@ -13,15 +13,19 @@
 //! * [`notify`] — a stand-in for systemd's notification socket.
 //! * [`rawsock`] — raw `AF_PACKET` sockets (the only `unsafe` here).
 //! * [`pcap`] — classic pcap files.
+//! * [`files`] — what a test left in its folder; FIFOs standing for devices.
+//! * [`process`] — running the programs under test.
 #![allow(missing_docs)]
 
 pub mod checksum;
 pub mod conformance;
+pub mod files;
 pub mod frames;
 pub mod machine;
 pub mod netns;
 pub mod notify;
 pub mod pcap;
+pub mod process;
 pub mod rawsock;
 pub mod siphash;
 pub mod table;

@@ -204,14 +204,19 @@ impl Drop for Netns {
     }
 }
 
-/// Connects two namespaces with a veth pair and addresses both ends.
-pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
+/// Connects two namespaces with a veth pair, both ends up, no addresses.
+pub fn veth_between(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     // Created inside `a` so the names never exist in the root namespace.
     a.ip(&[
         "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
     ]);
-    a.ip(&["addr", "add", a_addr, "dev", a_if]);
-    b.ip(&["addr", "add", b_addr, "dev", b_if]);
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// Connects two namespaces with a veth pair and addresses both ends.
+pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
+    veth_between(a, a_if, b, b_if);
+    a.ip(&["addr", "add", a_addr, "dev", a_if]);
+    b.ip(&["addr", "add", b_addr, "dev", b_if]);
 }

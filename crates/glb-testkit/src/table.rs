@@ -45,3 +45,26 @@ pub fn tables_json(tables: &[(&str, &str, &[&str])]) -> String {
         .collect();
     format!(r#"{{"tables": [{}]}}"#, ts.join(","))
 }
+
+/// A compiled file of two tables whose binds catch nearly everything
+/// (IPv4 TCP to one /24 and all UDP; all TCP; all IPv6), so random and
+/// mutated frames get deep into the packet path. With the alternate hash
+/// fields `src_addr,src_port` its routes have four hops.
+pub fn catch_all() -> Vec<u8> {
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f";
+    compile(&tables_json(&[
+        (
+            KEY,
+            r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port": 80},
+               {"ip": "0.0.0.0/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+            &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+        ),
+        (
+            KEY,
+            r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+               {"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535},
+               {"ip": "::/0", "proto": "udp", "port_start": 0, "port_end": 65535}"#,
+            &["192.0.2.4", "192.0.2.5"],
+        ),
+    ]))
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Error, Result, array, be16, put16};
+use super::{Result, check_len};
 
 /// Length of the Ethernet II header.
 pub const HEADER_LEN: usize = 14;
@@ -77,39 +77,23 @@ impl FromStr for Address {
     }
 }
 
-mod field {
-    pub const DST: usize = 0;
-    pub const SRC: usize = 6;
-    pub const ETHERTYPE: usize = 12;
-}
-
 view! {
     /// A view of an Ethernet II frame.
-    Frame
+    Frame {
+        /// Destination MAC.
+        dst_addr / set_dst_addr: Address = 0,
+        /// Source MAC.
+        src_addr / set_src_addr: Address = 6,
+        /// EtherType.
+        ethertype / set_ethertype: u16 = 12,
+    }
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps a buffer holding at least the 14-byte header.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        check_len(buffer.as_ref(), HEADER_LEN)?;
         Ok(Frame { buffer })
-    }
-
-    /// Destination MAC.
-    pub fn dst_addr(&self) -> Address {
-        Address(array::<6>(self.buffer.as_ref(), field::DST))
-    }
-
-    /// Source MAC.
-    pub fn src_addr(&self) -> Address {
-        Address(array::<6>(self.buffer.as_ref(), field::SRC))
-    }
-
-    /// EtherType.
-    pub fn ethertype(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 }
 
@@ -121,21 +105,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
-    /// Sets the destination MAC.
-    pub fn set_dst_addr(&mut self, a: Address) {
-        self.buffer.as_mut()[field::DST..field::DST + 6].copy_from_slice(&a.0);
-    }
-
-    /// Sets the source MAC.
-    pub fn set_src_addr(&mut self, a: Address) {
-        self.buffer.as_mut()[field::SRC..field::SRC + 6].copy_from_slice(&a.0);
-    }
-
-    /// Sets the EtherType.
-    pub fn set_ethertype(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::ETHERTYPE, v);
-    }
-
     /// Everything after the header, mutable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
@@ -145,6 +114,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     #[test]
     fn mac_parsing() {

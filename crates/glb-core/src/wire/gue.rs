@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Malformed, Result, array, be16, ip_proto, put16};
+use super::{Error, Field, Malformed, Result, check_len, ip_proto};
 
 /// The UDP port GLB sends GUE to ("LB" + 1).
 pub const PORT: u16 = 19523;
@@ -33,15 +33,10 @@ pub const GLB_HEADER_LEN: usize = 8;
 /// private data).
 pub const MAX_HOPS: usize = 30;
 
-mod field {
-    pub const VER_C_HLEN: usize = 0;
-    pub const PROTOCOL: usize = 1;
-    pub const FLAGS: usize = 2;
-    pub const PRIV_TYPE: usize = 4;
-    pub const NEXT_HOP: usize = 6;
-    pub const HOP_COUNT: usize = 7;
-    pub const HOPS: usize = 8;
-}
+/// Offset of the version / C bit / `hlen` byte.
+const VER_C_HLEN: usize = 0;
+/// Offset of the first hop.
+const HOPS: usize = 8;
 
 /// Length of a GLB GUE header listing `hops` hops.
 pub const fn header_len(hops: usize) -> usize {
@@ -50,7 +45,19 @@ pub const fn header_len(hops: usize) -> usize {
 
 view! {
     /// A view of a GUE header and its payload.
-    Packet
+    Packet {
+        /// IP protocol number of the payload: 4 (IPv4) or 41 (IPv6) for GLB.
+        protocol / set_protocol: u8 = 1,
+        /// GUE flags (0 from GLB).
+        flags / set_flags: u16 = 2,
+        /// GLB private data type (0). Only meaningful when `hlen ≥ 1`.
+        private_type / set_private_type: u16 = 4,
+        /// Index into the hop list of the next hop to forward to. Only
+        /// meaningful when `hlen ≥ 1`.
+        next_hop / set_next_hop: u8 = 6,
+        /// Number of hops listed. Only meaningful when `hlen ≥ 1`.
+        hop_count / set_hop_count: u8 = 7,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
@@ -58,20 +65,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// and the whole header (`4 + 4 × hlen` bytes) inside the buffer.
     /// GLB's own rules are checked by [`Packet::check_glb`].
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < BASE_LEN {
-            return Err(Error::Truncated);
-        }
-        if b[field::VER_C_HLEN] >> 6 != 0 {
+        let p = Packet { buffer };
+        check_len(p.buffer.as_ref(), BASE_LEN)?;
+        if p.version() != 0 {
             return Err(Error::Malformed(Malformed::GueVersion));
         }
-        if b[field::VER_C_HLEN] & 0x20 != 0 {
+        if p.is_control() {
             return Err(Error::Malformed(Malformed::GueControl));
         }
-        let p = Packet { buffer };
-        if p.header_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        check_len(p.buffer.as_ref(), p.header_len())?;
         Ok(p)
     }
 
@@ -101,17 +103,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// GUE version (0 on a checked view).
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::VER_C_HLEN] >> 6
+        self.buffer.as_ref()[VER_C_HLEN] >> 6
     }
 
     /// Whether this is a control message (C bit).
     pub fn is_control(&self) -> bool {
-        self.buffer.as_ref()[field::VER_C_HLEN] & 0x20 != 0
+        self.buffer.as_ref()[VER_C_HLEN] & 0x20 != 0
     }
 
     /// Length of the optional fields in 32-bit words.
     pub fn hlen(&self) -> u8 {
-        self.buffer.as_ref()[field::VER_C_HLEN] & 0x1f
+        self.buffer.as_ref()[VER_C_HLEN] & 0x1f
     }
 
     /// Whole header length in bytes (`4 + 4 × hlen`).
@@ -119,41 +121,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
         BASE_LEN + 4 * usize::from(self.hlen())
     }
 
-    /// IP protocol number of the payload: 4 (IPv4) or 41 (IPv6) for GLB.
-    pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[field::PROTOCOL]
-    }
-
-    /// GUE flags (0 from GLB).
-    pub fn flags(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::FLAGS)
-    }
-
-    /// GLB private data type (0). Only meaningful when `hlen ≥ 1`.
-    pub fn private_type(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::PRIV_TYPE)
-    }
-
-    /// Index into the hop list of the next hop to forward to. Only
-    /// meaningful when `hlen ≥ 1`.
-    pub fn next_hop(&self) -> u8 {
-        self.buffer.as_ref()[field::NEXT_HOP]
-    }
-
-    /// Number of hops listed. Only meaningful when `hlen ≥ 1`.
-    pub fn hop_count(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_COUNT]
-    }
-
     /// Hop `i` (0-based), or `None` when it is not inside the header (or
     /// beyond the buffer on an unchecked view).
     pub fn hop(&self, i: usize) -> Option<Ipv4Addr> {
-        let at = field::HOPS + 4 * i;
+        let at = HOPS + 4 * i;
         let b = self.buffer.as_ref();
         if i >= self.hop_slots() || at + 4 > b.len() {
             return None;
         }
-        Some(Ipv4Addr::from(array::<4>(b, at)))
+        Some(Ipv4Addr::read(b, at))
     }
 
     /// The hops the header has room for: `hlen − 1`, bounded by
@@ -180,38 +156,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets version 0, a clear C bit and `hlen` (in 32-bit words).
     pub fn set_hlen(&mut self, hlen: u8) {
-        self.buffer.as_mut()[field::VER_C_HLEN] = hlen & 0x1f;
-    }
-
-    /// Sets the payload protocol.
-    pub fn set_protocol(&mut self, v: u8) {
-        self.buffer.as_mut()[field::PROTOCOL] = v;
-    }
-
-    /// Sets the flags.
-    pub fn set_flags(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::FLAGS, v);
-    }
-
-    /// Sets the GLB private data type.
-    pub fn set_private_type(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::PRIV_TYPE, v);
-    }
-
-    /// Sets the next-hop index.
-    pub fn set_next_hop(&mut self, v: u8) {
-        self.buffer.as_mut()[field::NEXT_HOP] = v;
-    }
-
-    /// Sets the hop count.
-    pub fn set_hop_count(&mut self, v: u8) {
-        self.buffer.as_mut()[field::HOP_COUNT] = v;
+        self.buffer.as_mut()[VER_C_HLEN] = hlen & 0x1f;
     }
 
     /// Writes hop `i`; the header must have room for it.
     pub fn set_hop(&mut self, i: usize, addr: Ipv4Addr) {
-        let at = field::HOPS + 4 * i;
-        self.buffer.as_mut()[at..at + 4].copy_from_slice(&addr.octets());
+        addr.write(self.buffer.as_mut(), HOPS + 4 * i);
     }
 
     /// The encapsulated packet, mutable.

@@ -7,7 +7,7 @@
 //! sequence number), then data — for errors, as much of the offending
 //! packet as fits.
 
-use super::{Error, Result, be16, be32, checksum, put16};
+use super::{Error, Field, Result, check_len, checksum};
 
 /// Length of the header before the data (type, code, checksum, and the
 /// four type-specific bytes).
@@ -28,50 +28,34 @@ pub const V6_ECHO_REQUEST: u8 = 128;
 /// ICMPv6 type: echo reply.
 pub const V6_ECHO_REPLY: u8 = 129;
 
+/// Offset of the checksum.
+const CHECKSUM: usize = 2;
+
 view! {
     /// A view of an ICMPv4 or ICMPv6 message.
-    Packet
+    Packet {
+        /// Message type.
+        msg_type / set_msg_type: u8 = 0,
+        /// Message code.
+        msg_code / set_msg_code: u8 = 1,
+        /// Checksum as stored.
+        checksum: u16 = CHECKSUM,
+        /// Echo identifier (bytes 4-5).
+        echo_ident / set_echo_ident: u16 = 4,
+        /// Echo sequence number (bytes 6-7).
+        echo_seq_no / set_echo_seq_no: u16 = 6,
+        /// The four type-specific bytes as one word (e.g. the MTU of an
+        /// ICMPv6 packet-too-big, or the next-hop MTU in the low half for
+        /// ICMPv4 fragmentation-needed).
+        rest_of_header: u32 = 4,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer holding at least the 8-byte header.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        check_len(buffer.as_ref(), HEADER_LEN)?;
         Ok(Packet { buffer })
-    }
-
-    /// Message type.
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[0]
-    }
-
-    /// Message code.
-    pub fn msg_code(&self) -> u8 {
-        self.buffer.as_ref()[1]
-    }
-
-    /// Checksum as stored.
-    pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), 2)
-    }
-
-    /// Echo identifier (bytes 4-5).
-    pub fn echo_ident(&self) -> u16 {
-        be16(self.buffer.as_ref(), 4)
-    }
-
-    /// Echo sequence number (bytes 6-7).
-    pub fn echo_seq_no(&self) -> u16 {
-        be16(self.buffer.as_ref(), 6)
-    }
-
-    /// The four type-specific bytes as one word (e.g. the MTU of an
-    /// ICMPv6 packet-too-big, or the next-hop MTU in the low half for
-    /// ICMPv4 fragmentation-needed).
-    pub fn rest_of_header(&self) -> u32 {
-        be32(self.buffer.as_ref(), 4)
     }
 }
 
@@ -83,26 +67,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the type.
-    pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[0] = v;
-    }
-
-    /// Sets the code.
-    pub fn set_msg_code(&mut self, v: u8) {
-        self.buffer.as_mut()[1] = v;
-    }
-
-    /// Sets the echo identifier.
-    pub fn set_echo_ident(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), 4, v);
-    }
-
-    /// Sets the echo sequence number.
-    pub fn set_echo_seq_no(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), 6, v);
-    }
-
     /// Everything after the header, mutable.
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
@@ -111,9 +75,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Computes and stores the ICMPv4 checksum over the whole message
     /// (ICMPv6 also covers a pseudo-header, which GLB never writes).
     pub fn fill_checksum_v4(&mut self) {
-        put16(self.buffer.as_mut(), 2, 0);
+        0u16.write(self.buffer.as_mut(), CHECKSUM);
         let c = checksum::checksum(self.buffer.as_ref());
-        put16(self.buffer.as_mut(), 2, c);
+        c.write(self.buffer.as_mut(), CHECKSUM);
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Malformed, Result, array, be16, checksum, put16};
+use super::{Error, Malformed, Result, check_len, checksum};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -22,22 +22,31 @@ pub const FLAG_DF: u16 = 0x4000;
 /// The "more fragments" flag in the flags/fragment-offset word.
 pub const FLAG_MF: u16 = 0x2000;
 
-mod field {
-    pub const VER_IHL: usize = 0;
-    pub const TOS: usize = 1;
-    pub const LENGTH: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const FLG_OFF: usize = 6;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: usize = 12;
-    pub const DST: usize = 16;
-}
+/// Offset of the version/IHL byte.
+const VER_IHL: usize = 0;
 
 view! {
     /// A view of an IPv4 header and the packet behind it.
-    Packet
+    Packet {
+        /// The type-of-service byte (DSCP and ECN).
+        tos / set_tos: u8 = 1,
+        /// Total length of the packet, header included, as the header states.
+        total_len / set_total_len: u16 = 2,
+        /// Identification.
+        ident / set_ident: u16 = 4,
+        /// The flags and fragment offset word.
+        flags_frag / set_flags_frag: u16 = 6,
+        /// Time to live.
+        ttl / set_ttl: u8 = 8,
+        /// Protocol of the payload.
+        protocol / set_protocol: u8 = 9,
+        /// Header checksum as stored.
+        checksum / set_checksum: u16 = 10,
+        /// Source address.
+        src_addr / set_src_addr: Ipv4Addr = 12,
+        /// Destination address.
+        dst_addr / set_dst_addr: Ipv4Addr = 16,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
@@ -51,9 +60,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if total < p.header_len() {
             return Err(Error::Malformed(Malformed::Ipv4TotalLen));
         }
-        if total > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        check_len(p.buffer.as_ref(), total)?;
         Ok(p)
     }
 
@@ -63,21 +70,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Accessors never panic on such a view; [`Packet::payload`] returns
     /// what is present.
     pub fn new_header_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        if b[field::VER_IHL] >> 4 != 4 {
+        let p = Packet { buffer };
+        check_len(p.buffer.as_ref(), HEADER_LEN)?;
+        if p.version() != 4 {
             return Err(Error::Malformed(Malformed::IpVersion(4)));
         }
-        let ihl = usize::from(b[field::VER_IHL] & 0x0f) * 4;
-        if ihl < HEADER_LEN {
+        if p.header_len() < HEADER_LEN {
             return Err(Error::Malformed(Malformed::Ipv4HeaderLen));
         }
-        if ihl > b.len() {
-            return Err(Error::Truncated);
-        }
-        Ok(Packet { buffer })
+        check_len(p.buffer.as_ref(), p.header_len())?;
+        Ok(p)
     }
 
     /// The bytes of the wrapped buffer, from the start of the header.
@@ -87,32 +89,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// IP version (4 on a checked view).
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::VER_IHL] >> 4
+        self.buffer.as_ref()[VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
-    }
-
-    /// The type-of-service byte (DSCP and ECN).
-    pub fn tos(&self) -> u8 {
-        self.buffer.as_ref()[field::TOS]
-    }
-
-    /// Total length of the packet, header included, as the header states.
-    pub fn total_len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LENGTH)
-    }
-
-    /// Identification.
-    pub fn ident(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::IDENT)
-    }
-
-    /// The flags and fragment offset word.
-    pub fn flags_frag(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::FLG_OFF)
+        usize::from(self.buffer.as_ref()[VER_IHL] & 0x0f) * 4
     }
 
     /// Whether the "don't fragment" flag is set.
@@ -128,31 +110,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> u16 {
         (self.flags_frag() & 0x1fff) << 3
-    }
-
-    /// Time to live.
-    pub fn ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::TTL]
-    }
-
-    /// Protocol of the payload.
-    pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[field::PROTOCOL]
-    }
-
-    /// Header checksum as stored.
-    pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-
-    /// Source address.
-    pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::SRC))
-    }
-
-    /// Destination address.
-    pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(array::<4>(self.buffer.as_ref(), field::DST))
     }
 
     /// Whether the header checksum is correct.
@@ -184,52 +141,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
-        self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
-    }
-
-    /// Sets the type-of-service byte.
-    pub fn set_tos(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TOS] = v;
-    }
-
-    /// Sets the total length.
-    pub fn set_total_len(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::LENGTH, v);
-    }
-
-    /// Sets the identification.
-    pub fn set_ident(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::IDENT, v);
-    }
-
-    /// Sets the flags and fragment offset word.
-    pub fn set_flags_frag(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::FLG_OFF, v);
-    }
-
-    /// Sets the time to live.
-    pub fn set_ttl(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TTL] = v;
-    }
-
-    /// Sets the payload protocol.
-    pub fn set_protocol(&mut self, v: u8) {
-        self.buffer.as_mut()[field::PROTOCOL] = v;
-    }
-
-    /// Stores a checksum value as is.
-    pub fn set_checksum(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-
-    /// Sets the source address.
-    pub fn set_src_addr(&mut self, a: Ipv4Addr) {
-        self.buffer.as_mut()[field::SRC..field::SRC + 4].copy_from_slice(&a.octets());
-    }
-
-    /// Sets the destination address.
-    pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
-        self.buffer.as_mut()[field::DST..field::DST + 4].copy_from_slice(&a.octets());
+        self.buffer.as_mut()[VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
     }
 
     /// Computes and stores the header checksum.

@@ -3,23 +3,29 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Error, Malformed, Result, array, be16, be32, put16};
+use super::{Error, Field, Malformed, Result, check_len};
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
 
-mod field {
-    pub const VER_TC_FLOW: usize = 0;
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: usize = 8;
-    pub const DST: usize = 24;
-}
+/// Offset of the word holding version, traffic class and flow label.
+const VER_TC_FLOW: usize = 0;
 
 view! {
     /// A view of an IPv6 fixed header and the packet behind it.
-    Packet
+    Packet {
+        /// Payload length as the header states.
+        payload_len / set_payload_len: u16 = 4,
+        /// Next header (the payload protocol when there are no extension
+        /// headers).
+        next_header / set_next_header: u8 = 6,
+        /// Hop limit.
+        hop_limit / set_hop_limit: u8 = 7,
+        /// Source address.
+        src_addr / set_src_addr: Ipv6Addr = 8,
+        /// Destination address.
+        dst_addr / set_dst_addr: Ipv6Addr = 24,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
@@ -28,69 +34,44 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// allowed).
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_header_checked(buffer)?;
-        if p.total_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        check_len(p.buffer.as_ref(), p.total_len())?;
         Ok(p)
     }
 
     /// Wraps a buffer whose fixed header is complete, without requiring
     /// the payload (see [`super::ipv4::Packet::new_header_checked`]).
     pub fn new_header_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        if b[field::VER_TC_FLOW] >> 4 != 6 {
+        let p = Packet { buffer };
+        check_len(p.buffer.as_ref(), HEADER_LEN)?;
+        if p.version() != 6 {
             return Err(Error::Malformed(Malformed::IpVersion(6)));
         }
-        Ok(Packet { buffer })
+        Ok(p)
+    }
+
+    /// The first word: version, traffic class and flow label.
+    fn ver_tc_flow(&self) -> u32 {
+        u32::read(self.buffer.as_ref(), VER_TC_FLOW)
     }
 
     /// IP version (6 on a checked view).
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::VER_TC_FLOW] >> 4
+        (self.ver_tc_flow() >> 28) as u8
     }
 
     /// Traffic class.
     pub fn traffic_class(&self) -> u8 {
-        ((be16(self.buffer.as_ref(), field::VER_TC_FLOW) >> 4) & 0xff) as u8
+        (self.ver_tc_flow() >> 20) as u8
     }
 
     /// The 20-bit flow label.
     pub fn flow_label(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::VER_TC_FLOW) & 0x000f_ffff
-    }
-
-    /// Payload length as the header states.
-    pub fn payload_len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::PAYLOAD_LEN)
+        self.ver_tc_flow() & 0x000f_ffff
     }
 
     /// Header plus payload length: the packet's total length.
     pub fn total_len(&self) -> usize {
         HEADER_LEN + usize::from(self.payload_len())
-    }
-
-    /// Next header (the payload protocol when there are no extension
-    /// headers).
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[field::NEXT_HEADER]
-    }
-
-    /// Hop limit.
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_LIMIT]
-    }
-
-    /// Source address.
-    pub fn src_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::SRC))
-    }
-
-    /// Destination address.
-    pub fn dst_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(array::<16>(self.buffer.as_ref(), field::DST))
     }
 
     /// Whether the whole packet is inside the buffer.
@@ -113,31 +94,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_version_and_flow_label(&mut self, label: u32) {
         let w = 0x6000_0000 | (label & 0x000f_ffff);
         self.buffer.as_mut()[..4].copy_from_slice(&w.to_be_bytes());
-    }
-
-    /// Sets the payload length.
-    pub fn set_payload_len(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::PAYLOAD_LEN, v);
-    }
-
-    /// Sets the next header.
-    pub fn set_next_header(&mut self, v: u8) {
-        self.buffer.as_mut()[field::NEXT_HEADER] = v;
-    }
-
-    /// Sets the hop limit.
-    pub fn set_hop_limit(&mut self, v: u8) {
-        self.buffer.as_mut()[field::HOP_LIMIT] = v;
-    }
-
-    /// Sets the source address.
-    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
-        self.buffer.as_mut()[field::SRC..field::SRC + 16].copy_from_slice(&a.octets());
-    }
-
-    /// Sets the destination address.
-    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
-        self.buffer.as_mut()[field::DST..field::DST + 16].copy_from_slice(&a.octets());
     }
 }
 

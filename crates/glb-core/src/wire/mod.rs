@@ -22,11 +22,21 @@
 //! * [`gue`] — Generic UDP Encapsulation with GLB's private data (hop list).
 //! * [`checksum`] — the Internet checksum.
 
-/// Declares a view type over a byte buffer with what every view shares —
-/// the struct, `new_unchecked` and `into_inner` — so each module only
-/// adds its checked constructor and its fields.
+/// Declares a view type over a byte buffer with what every view shares:
+/// the struct, `new_unchecked`, `into_inner`, and an accessor (and, where
+/// a setter is named, a setter on a mutable buffer) for each fixed-offset
+/// field, so each module only writes its checks and its derived fields.
+///
+/// A field is `getter / setter: Type = offset` (the setter is optional);
+/// `Type` is any [`Field`]: `u8`, big-endian `u16`/`u32`, IPv4/IPv6 or MAC
+/// addresses. Accessors index the buffer, so on an unchecked view that
+/// is too short they panic like every other accessor.
 macro_rules! view {
-    ($(#[$meta:meta])* $name:ident) => {
+    (
+        $(#[$meta:meta])* $name:ident {
+            $( $(#[$fmeta:meta])* $get:ident $(/ $set:ident)? : $ty:ty = $at:expr ),* $(,)?
+        }
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name<T: AsRef<[u8]>> {
@@ -36,14 +46,34 @@ macro_rules! view {
         impl<T: AsRef<[u8]>> $name<T> {
             /// Wraps a buffer without checking it; accessors may panic
             /// when it is shorter than the header.
+            #[inline]
             pub const fn new_unchecked(buffer: T) -> Self {
                 $name { buffer }
             }
 
             /// The wrapped buffer.
+            #[inline]
             pub fn into_inner(self) -> T {
                 self.buffer
             }
+
+            $(
+                $(#[$fmeta])*
+                #[inline]
+                pub fn $get(&self) -> $ty {
+                    <$ty as $crate::wire::Field>::read(self.buffer.as_ref(), $at)
+                }
+            )*
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+            $($(
+                #[doc = concat!("Sets [`", stringify!($get), "`](Self::", stringify!($get), ").")]
+                #[inline]
+                pub fn $set(&mut self, v: $ty) {
+                    <$ty as $crate::wire::Field>::write(v, self.buffer.as_mut(), $at)
+                }
+            )?)*
         }
     };
 }
@@ -128,30 +158,54 @@ pub mod ip_proto {
     pub const ICMPV6: u8 = 58;
 }
 
-/// Reads a big-endian u16 at `at`; the caller has checked the bounds.
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// Reads a big-endian u32 at `at`; the caller has checked the bounds.
-#[inline(always)]
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// Writes a big-endian u16 at `at`; the caller has checked the bounds.
-#[inline(always)]
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
 /// Copies `N` bytes starting at `at`; the caller has checked the bounds.
 #[inline(always)]
 fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&b[at..at + N]);
     out
+}
+
+/// A value a view reads from, and writes to, a fixed offset of its
+/// buffer, in network byte order. The caller has checked the bounds.
+trait Field: Sized {
+    fn read(b: &[u8], at: usize) -> Self;
+    fn write(self, b: &mut [u8], at: usize);
+}
+
+/// Implements [`Field`] for a type made from, and turned into, `N` bytes.
+macro_rules! field {
+    ($($ty:ty: $n:literal, $from:expr, $to:expr;)*) => {$(
+        impl Field for $ty {
+            #[inline(always)]
+            fn read(b: &[u8], at: usize) -> Self {
+                ($from)(array::<$n>(b, at))
+            }
+
+            #[inline(always)]
+            fn write(self, b: &mut [u8], at: usize) {
+                b[at..at + $n].copy_from_slice(&($to)(self));
+            }
+        }
+    )*};
+}
+
+field! {
+    u8: 1, u8::from_be_bytes, u8::to_be_bytes;
+    u16: 2, u16::from_be_bytes, u16::to_be_bytes;
+    u32: 4, u32::from_be_bytes, u32::to_be_bytes;
+    std::net::Ipv4Addr: 4, std::net::Ipv4Addr::from, |a: std::net::Ipv4Addr| a.octets();
+    std::net::Ipv6Addr: 16, std::net::Ipv6Addr::from, |a: std::net::Ipv6Addr| a.octets();
+    ethernet::Address: 6, ethernet::Address, |a: ethernet::Address| a.0;
+}
+
+/// Fails with [`Error::Truncated`] when `b` is shorter than `len`.
+#[inline(always)]
+fn check_len(b: &[u8], len: usize) -> Result<()> {
+    if b.len() < len {
+        return Err(Error::Truncated);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,39 +1,33 @@
 //! The source and destination ports that open both TCP and UDP headers —
 //! all of the transport header GLB reads.
 
-use super::{Error, Result, be16};
+use super::{Result, check_len};
 
 /// Length of the port pair.
 pub const LEN: usize = 4;
 
 view! {
     /// A view of the first four bytes of a TCP or UDP header.
-    Ports
+    Ports {
+        /// Source port.
+        src_port: u16 = 0,
+        /// Destination port.
+        dst_port: u16 = 2,
+    }
 }
 
 impl<T: AsRef<[u8]>> Ports<T> {
     /// Wraps a buffer holding at least the two ports.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < LEN {
-            return Err(Error::Truncated);
-        }
+        check_len(buffer.as_ref(), LEN)?;
         Ok(Ports { buffer })
-    }
-
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), 0)
-    }
-
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), 2)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     #[test]
     fn ports() {

@@ -12,7 +12,7 @@
 //! |   options (off > 5) ...       |
 //! ```
 
-use super::{Error, Malformed, Result, be16, be32};
+use super::{Error, Malformed, Result, check_len};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -31,67 +31,43 @@ pub mod flags {
     pub const ACK: u8 = 0x10;
 }
 
-mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
-    pub const DATA_OFF: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WINDOW: usize = 14;
-}
+/// Offset of the data-offset byte (its high nibble).
+const DATA_OFF: usize = 12;
 
 view! {
     /// A view of a TCP header and its payload.
-    Packet
+    Packet {
+        /// Source port.
+        src_port: u16 = 0,
+        /// Destination port.
+        dst_port: u16 = 2,
+        /// Sequence number.
+        seq_number: u32 = 4,
+        /// Acknowledgment number.
+        ack_number: u32 = 8,
+        /// The flag bits (see [`flags`]).
+        flags: u8 = 13,
+        /// Receive window.
+        window: u16 = 14,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer holding a whole header, options included: at least
     /// 20 bytes and a data offset of at least 5 words that fits.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
         let p = Packet { buffer };
+        check_len(p.buffer.as_ref(), HEADER_LEN)?;
         if p.header_len() < HEADER_LEN {
             return Err(Error::Malformed(Malformed::TcpHeaderLen));
         }
-        if p.header_len() > p.buffer.as_ref().len() {
-            return Err(Error::Truncated);
-        }
+        check_len(p.buffer.as_ref(), p.header_len())?;
         Ok(p)
-    }
-
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::DST_PORT)
-    }
-
-    /// Sequence number.
-    pub fn seq_number(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::SEQ)
-    }
-
-    /// Acknowledgment number.
-    pub fn ack_number(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::ACK)
     }
 
     /// Header length in bytes (data offset × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
-    }
-
-    /// The flag bits (see [`flags`]).
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
+        usize::from(self.buffer.as_ref()[DATA_OFF] >> 4) * 4
     }
 
     /// Whether SYN is set.
@@ -107,11 +83,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Whether RST is set.
     pub fn rst(&self) -> bool {
         self.flags() & flags::RST != 0
-    }
-
-    /// Receive window.
-    pub fn window(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::WINDOW)
     }
 }
 

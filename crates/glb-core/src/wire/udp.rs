@@ -2,64 +2,42 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Malformed, Result, be16, checksum, ip_proto, put16};
+use super::{Error, Malformed, Result, check_len, checksum, ip_proto};
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
-mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const LENGTH: usize = 4;
-    pub const CHECKSUM: usize = 6;
-}
-
 view! {
     /// A view of a UDP header and its payload.
-    Packet
+    Packet {
+        /// Source port.
+        src_port / set_src_port: u16 = 0,
+        /// Destination port.
+        dst_port / set_dst_port: u16 = 2,
+        /// Length of header plus payload, as the header states.
+        len / set_len: u16 = 4,
+        /// Checksum as stored (0 means none was computed, over IPv4).
+        checksum / set_checksum: u16 = 6,
+    }
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer holding a whole datagram: a length field of at least
     /// 8 that fits in the buffer.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let len = usize::from(be16(b, field::LENGTH));
+        let p = Packet { buffer };
+        check_len(p.buffer.as_ref(), HEADER_LEN)?;
+        let len = usize::from(p.len());
         if len < HEADER_LEN {
             return Err(Error::Malformed(Malformed::UdpLen));
         }
-        if len > b.len() {
-            return Err(Error::Truncated);
-        }
-        Ok(Packet { buffer })
-    }
-
-    /// Source port.
-    pub fn src_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-
-    /// Destination port.
-    pub fn dst_port(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::DST_PORT)
-    }
-
-    /// Length of header plus payload, as the header states.
-    pub fn len(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::LENGTH)
+        check_len(p.buffer.as_ref(), len)?;
+        Ok(p)
     }
 
     /// Whether the length field is 0 (never on a checked view).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Checksum as stored (0 means none was computed, over IPv4).
-    pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 }
 
@@ -73,26 +51,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the source port.
-    pub fn set_src_port(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::SRC_PORT, v);
-    }
-
-    /// Sets the destination port.
-    pub fn set_dst_port(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::DST_PORT, v);
-    }
-
-    /// Sets the length field.
-    pub fn set_len(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::LENGTH, v);
-    }
-
-    /// Stores a checksum value as is.
-    pub fn set_checksum(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-
     /// The payload, mutable, bounded by the length field and the buffer.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = usize::from(self.len());

@@ -21,7 +21,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use aya::programs::xdp::XdpLinkId;
-use clap::Parser;
 use glb_core::wire::ethernet;
 use glb_director::DirectorConfig;
 use glb_director::config::DpdkKeys;
@@ -35,15 +34,7 @@ use glb_director_xdp::program::Director;
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    glb_director::logging::init(args.debug);
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    glb_director_xdp::cli::main(run)
 }
 
 /// Where the program is in service, to take it out again.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use aya::Ebpf;
 use aya::programs::Xdp;
-use clap::Parser;
 use glb_director::control::Signals;
 use glb_director_xdp::attach::{self, Mode};
 use glb_director_xdp::cli::ShimArgs as Args;
@@ -19,15 +18,7 @@ use glb_director_xdp::{error_chain, maps};
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    glb_director::logging::init(args.debug);
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    glb_director_xdp::cli::main(run)
 }
 
 fn run(args: &Args) -> Result<()> {

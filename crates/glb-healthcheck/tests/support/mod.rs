@@ -55,6 +55,16 @@ pub fn source(interval_ms: u64, timeout_ms: u64, trigger: u32, tables: Vec<Value
     })
 }
 
+/// A source holding one table, named `t`, of `backends`.
+pub fn one_table_source(
+    interval_ms: u64,
+    timeout_ms: u64,
+    trigger: u32,
+    backends: Vec<Value>,
+) -> Value {
+    source(interval_ms, timeout_ms, trigger, vec![table("t", backends)])
+}
+
 /// The test's files and the daemon's configuration.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -98,6 +108,28 @@ impl Setup {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Sets the configuration's reload command.
+    pub fn set_reload_command(&self, command: &str) {
+        let mut conf: Value = read_json(&self.conf).unwrap();
+        conf["reload_command"] = json!(command);
+        std::fs::write(&self.conf, conf.to_string()).unwrap();
+    }
+
+    /// Makes the reload command record every run (see
+    /// [`recording_reload_command`]) and returns where.
+    pub fn record_reloads(&self) -> PathBuf {
+        let runs = self.path("runs");
+        self.set_reload_command(&recording_reload_command(&self.dst, &runs));
+        runs
+    }
+
+    /// Starts the daemon and waits until it is ready.
+    pub fn start(&self) -> Running {
+        let mut d = self.spawn();
+        d.wait_ready();
+        d
     }
 
     pub fn spawn(&self) -> Running {

@@ -168,6 +168,19 @@ impl Daemon {
         self.stats().get(c)
     }
 
+    /// How a proxy should end a test that delivered traffic: still
+    /// running, no local delivery failed, every datagram accounted for.
+    pub fn assert_delivered_cleanly(&mut self) {
+        assert_eq!(
+            self.get(Counter::LocalDeliveryErrors),
+            0,
+            "{}: local delivery errors",
+            self.name
+        );
+        self.assert_running();
+        self.assert_accounted();
+    }
+
     /// Checks that every datagram counted in `total_packets` has exactly
     /// one outcome: accepted, forwarded, dropped, or a failed forward.
     pub fn assert_accounted(&self) {
