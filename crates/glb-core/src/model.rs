@@ -513,6 +513,18 @@ impl fmt::Display for Warning {
     }
 }
 
+/// What is wrong with a table's list of `n` `what`s (binds, backends),
+/// if it is empty or longer than `max`.
+fn list_size_problem(what: &str, n: usize, max: usize) -> Option<String> {
+    if n == 0 {
+        Some(format!("a table needs at least one {what}"))
+    } else if n > max {
+        Some(format!("{n} {what}s; a table holds at most {max}"))
+    } else {
+        None
+    }
+}
+
 impl ForwardingTables {
     /// Parses and validates a forwarding-table JSON document. `source_name`
     /// (usually the file path) prefixes every error message.
@@ -584,32 +596,13 @@ impl ForwardingTables {
         let mut tables = Vec::with_capacity(raw.tables.len());
         for (ti, t) in raw.tables.into_iter().enumerate() {
             let at = Location::table(ti, &t.name);
-            if t.binds.is_empty() {
-                return Err(err(
-                    at.field("binds"),
-                    "a table needs at least one bind".into(),
-                ));
-            }
-            if t.binds.len() > MAX_BINDS {
-                return Err(err(
-                    at.field("binds"),
-                    format!("{} binds; a table holds at most {MAX_BINDS}", t.binds.len()),
-                ));
-            }
-            if t.backends.is_empty() {
-                return Err(err(
-                    at.field("backends"),
-                    "a table needs at least one backend".into(),
-                ));
-            }
-            if t.backends.len() > MAX_BACKENDS {
-                return Err(err(
-                    at.field("backends"),
-                    format!(
-                        "{} backends; a table holds at most {MAX_BACKENDS}",
-                        t.backends.len()
-                    ),
-                ));
+            for (what, n, max) in [
+                ("bind", t.binds.len(), MAX_BINDS),
+                ("backend", t.backends.len(), MAX_BACKENDS),
+            ] {
+                if let Some(m) = list_size_problem(what, n, max) {
+                    return Err(err(at.field(&format!("{what}s")), m));
+                }
             }
             if t.backends.iter().all(|b| b.state == BackendState::Inactive) {
                 return Err(err(
