@@ -318,17 +318,33 @@ mod tests {
 
     use glb_testkit::frames::ip;
 
+    fn flow(src: &str, dst: &str, src_port: u16, dst_port: u16) -> FlowKey {
+        let (src, dst) = (ip(src), ip(dst));
+        FlowKey {
+            src,
+            dst,
+            src_port,
+            dst_port,
+        }
+    }
+
+    /// The field set of bits 0-3: source address, destination address,
+    /// source port, destination port.
+    fn fields_of(bits: u8) -> HashFields {
+        HashFields {
+            src_addr: bits & 1 != 0,
+            dst_addr: bits & 2 != 0,
+            src_port: bits & 4 != 0,
+            dst_port: bits & 8 != 0,
+        }
+    }
+
     /// The hash of the conformance capture's first flow, as the reference
     /// director logged it (`conformance/pcap/1k_pkts`).
     #[test]
     fn reference_flow_hash() {
         let key = Key16::from_hex("12345678901234561234567890123456").unwrap();
-        let flow = FlowKey {
-            src: ip("10.11.12.13"),
-            dst: ip("1.1.1.1"),
-            src_port: 45678,
-            dst_port: 80,
-        };
+        let flow = flow("10.11.12.13", "1.1.1.1", 45678, 80);
         assert_eq!(HashFields::SRC_ADDR.hash(&key, &flow), 0x008972f1657a5cbd);
     }
 
@@ -337,12 +353,7 @@ mod tests {
     #[test]
     fn field_order_is_fixed() {
         let key = Key16::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
-        let flow = FlowKey {
-            src: ip("10.0.0.1"),
-            dst: ip("10.0.0.2"),
-            src_port: 0x1234,
-            dst_port: 0x5678,
-        };
+        let flow = flow("10.0.0.1", "10.0.0.2", 0x1234, 0x5678);
         let all = HashFields::parse_list("dst_port,src_port,dst_addr,src_addr").unwrap();
         let msg = [10, 0, 0, 1, 10, 0, 0, 2, 0x12, 0x34, 0x56, 0x78];
         assert_eq!(all.hash(&key, &flow), key.siphash(&msg));
@@ -371,12 +382,7 @@ mod tests {
             },
         );
         proptest!(|(key in any::<[u8; 16]>(), flow in flow, bits in 1u8..16)| {
-            let fields = HashFields {
-                src_addr: bits & 1 != 0,
-                dst_addr: bits & 2 != 0,
-                src_port: bits & 4 != 0,
-                dst_port: bits & 8 != 0,
-            };
+            let fields = fields_of(bits);
             let octets = |a: &IpAddr| match a {
                 IpAddr::V4(a) => a.octets().to_vec(),
                 IpAddr::V6(a) => a.octets().to_vec(),
@@ -408,12 +414,7 @@ mod tests {
         use proptest::prelude::*;
         proptest!(|(key in any::<[u8; 16]>(), src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(),
                     sp in any::<u16>(), dp in any::<u16>(), bits in 0u8..16)| {
-            let fields = HashFields {
-                src_addr: bits & 1 != 0,
-                dst_addr: bits & 2 != 0,
-                src_port: bits & 4 != 0,
-                dst_port: bits & 8 != 0,
-            };
+            let fields = fields_of(bits);
             let key = SipKey::new(&Key16::new(key));
             prop_assert_eq!(
                 fields.v4().hash(&key, src, dst, sp, dp),
