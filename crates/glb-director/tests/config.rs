@@ -53,15 +53,7 @@ fn defaults() {
         [0x3a, 0x89, 0x7c, 0x7b, 0x5d, 0x1f]
     );
     assert_eq!(c.outbound_src_ip, Ipv4Addr::new(65, 65, 65, 65));
-    assert_eq!(
-        c.hash_fields,
-        HashFields {
-            src_addr: true,
-            dst_addr: false,
-            src_port: false,
-            dst_port: false
-        }
-    );
+    assert_eq!(c.hash_fields, HashFields::SRC_ADDR);
     assert_eq!(c.alt_hash_fields, None);
     assert!(c.forward_icmp_ping_responses);
     assert_eq!(c.num_worker_queues, 1);
@@ -99,15 +91,11 @@ fn every_key_is_read() {
         json!([{ "rx_port": 0, "rx_queue": 3, "tx_port": 1, "tx_queue": 2 }]),
     );
     let c = load(&v).unwrap().config;
-    assert_eq!(
-        c.hash_fields,
-        HashFields {
-            src_addr: true,
-            dst_addr: false,
-            src_port: false,
-            dst_port: true
-        }
-    );
+    let src_addr_dst_port = HashFields {
+        dst_port: true,
+        ..HashFields::SRC_ADDR
+    };
+    assert_eq!(c.hash_fields, src_addr_dst_port);
     assert_eq!(
         c.alt_hash_fields,
         Some(HashFields {
