@@ -8,7 +8,6 @@ use std::fmt;
 use crate::flowhash::{V4Hasher, V4Message, V4Specialised, row_of};
 use crate::hash::{LANE_BLOCK, SipLanes};
 use crate::inspect::inspect_v4_transport;
-use crate::prefetch::prefetch;
 use crate::route::{Decision, Forwarder, Hashed, Pending, Stage, V4Route};
 use crate::wire::{ethernet, ip_proto};
 
@@ -51,7 +50,6 @@ impl Forwarder {
             lanes_used: 0,
             lane_table: None,
             mixed_tables: false,
-            hashed_blocks: 0,
         }
     }
 }
@@ -60,19 +58,11 @@ impl Forwarder {
 /// is classified as it is added ([`BatchRouter::push_frames`]); then the
 /// flow hashes of all IPv4 TCP/UDP frames are computed side by side with
 /// vector instructions ([`BatchRouter::hash`]) — one after another,
-/// SipHash would be the largest cost per packet — and the table rows they
-/// select are prefetched; then each frame's route is read
-/// ([`BatchRouter::v4_route`] for the common case, [`BatchRouter::finish`]
-/// for any). Other frames (IPv6, ICMP, IPv4 with options) are hashed as
-/// they are added.
-///
-/// The rows are spread over each table's 128 KiB and, with packets
-/// streaming through the caches, often have to come from memory: a
-/// prefetch issued only once the whole batch is hashed arrives too late
-/// for the first frames. So each block of [`LANE_BLOCK`] frames is hashed,
-/// and its rows asked for, as soon as it is complete, while the rest of
-/// the batch is still being classified; [`BatchRouter::hash`] finishes
-/// the last block.
+/// SipHash would be the largest cost per packet — and the caller may
+/// prefetch the table rows they select ([`BatchRouter::rows`]); then each
+/// frame's route is read ([`BatchRouter::v4_route`] for the common case,
+/// [`BatchRouter::finish`] for any). Other frames (IPv6, ICMP, IPv4 with
+/// options) are hashed as they are added.
 ///
 /// It also remembers the last IPv4 TCP/UDP classification: frames to the
 /// same destination, protocol and port as the one before — most of a
@@ -101,9 +91,6 @@ pub struct BatchRouter<'f> {
     /// Whether they were classified to more than one table. Both are only
     /// updated when the classification changes, not for every frame.
     mixed_tables: bool,
-    /// Leading blocks of lanes already hashed (under `lane_table`'s key)
-    /// and their rows prefetched, while the batch was being added.
-    hashed_blocks: usize,
 }
 
 /// The memory a [`BatchRouter`] works in: a few kilobytes, kept by a
@@ -182,7 +169,6 @@ impl<'f> BatchRouter<'f> {
         // Frames that hit the remembered classification get its table.
         self.lane_table = self.last_table;
         self.mixed_tables = false;
-        self.hashed_blocks = 0;
     }
 
     /// Adds a frame an engine could not read: it will be unclassified.
@@ -215,9 +201,6 @@ impl<'f> BatchRouter<'f> {
                     match frame {
                         Some(bytes) => router.push_with::<M>(bytes),
                         None => router.push_unclassified(),
-                    }
-                    if router.len % LANE_BLOCK == 0 {
-                        router.hash_early();
                     }
                 }
             }
@@ -277,58 +260,8 @@ impl<'f> BatchRouter<'f> {
         });
     }
 
-    /// Hashes the complete blocks of lanes not hashed yet and prefetches
-    /// their rows, while every lane so far is of one table (otherwise
-    /// [`BatchRouter::hash`] hashes them all with each lane's key).
-    #[inline]
-    fn hash_early(&mut self) {
-        let done = self.len / LANE_BLOCK;
-        if self.mixed_tables || done <= self.hashed_blocks || self.lanes_used == 0 {
-            return;
-        }
-        let Some(t) = self.lane_table.and_then(|t| self.fwd.tables.get(t)) else {
-            return;
-        };
-        let lanes = self.hashed_blocks * LANE_BLOCK..done * LANE_BLOCK;
-        self.hash_under(lanes.clone(), &t.hash_key);
-        self.prefetch_rows(lanes);
-        self.hashed_blocks = done;
-    }
-
-    /// Hashes `lanes` under one key (main and alternate fields).
-    #[inline(always)]
-    fn hash_under(&mut self, lanes: std::ops::Range<usize>, key: &crate::hash::SipKey) {
-        let engine = self.fwd.engine;
-        self.s
-            .main
-            .hash_under(engine, self.hashers.0.message_len(), lanes.clone(), key);
-        if let Some(h) = self.hashers.1 {
-            self.s.alt.hash_under(engine, h.message_len(), lanes, key);
-        }
-    }
-
-    /// Asks for the table rows of the lanes `lanes` (hashed already).
-    #[inline(always)]
-    fn prefetch_rows(&self, lanes: std::ops::Range<usize>) {
-        let end = lanes.end.min(self.lanes_used);
-        let tables = &self.fwd.tables;
-        for (slot, &hash) in self.s.slots[..end]
-            .iter()
-            .zip(self.s.main.hashes())
-            .skip(lanes.start)
-        {
-            if let Slot::Lane { table, .. } = *slot
-                && let Some(t) = tables.get(table)
-            {
-                prefetch(&t.rows[row_of(hash)]);
-            }
-        }
-    }
-
-    /// Computes the flow hashes of the IPv4 TCP/UDP frames of the batch
-    /// (those not hashed while they were added) and prefetches the table
-    /// rows they select. Call it after the last
-    /// [`BatchRouter::push_frames`].
+    /// Computes the flow hashes of the IPv4 TCP/UDP frames of the batch.
+    /// Call it after the last [`BatchRouter::push_frames`].
     #[inline]
     pub fn hash(&mut self) {
         let Some(table) = self.lane_table else {
@@ -338,43 +271,38 @@ impl<'f> BatchRouter<'f> {
             return;
         }
         let lanes = 0..self.lanes_used;
-        if !self.mixed_tables {
-            let rest = self.hashed_blocks * LANE_BLOCK..self.lanes_used;
-            if !rest.is_empty()
-                && let Some(t) = self.fwd.tables.get(table)
-            {
-                self.hash_under(rest.clone(), &t.hash_key);
-                self.prefetch_rows(rest);
-            }
-            return;
-        }
         let s = &mut *self.s;
         let engine = self.fwd.engine;
         let (main_len, alt) = (
             self.hashers.0.message_len(),
             self.hashers.1.map(|h| h.message_len()),
         );
-        // Lanes of several tables: each under its own table's key (what
-        // was hashed early under one key is hashed again).
-        for (i, slot) in s.slots[lanes.clone()].iter().enumerate() {
-            if let Slot::Lane { table, .. } = *slot
-                && let Some(t) = self.fwd.tables.get(table)
-            {
-                s.main.set_key(i, &t.hash_key);
-                if alt.is_some() {
-                    s.alt.set_key(i, &t.hash_key);
+        if self.mixed_tables {
+            for (i, slot) in s.slots[lanes.clone()].iter().enumerate() {
+                if let Slot::Lane { table, .. } = *slot
+                    && let Some(t) = self.fwd.tables.get(table)
+                {
+                    s.main.set_key(i, &t.hash_key);
+                    if alt.is_some() {
+                        s.alt.set_key(i, &t.hash_key);
+                    }
                 }
             }
+            s.main.hash(engine, main_len, lanes.clone());
+            if let Some(len) = alt {
+                s.alt.hash(engine, len, lanes);
+            }
+        } else if let Some(t) = self.fwd.tables.get(table) {
+            s.main
+                .hash_under(engine, main_len, lanes.clone(), &t.hash_key);
+            if let Some(len) = alt {
+                s.alt.hash_under(engine, len, lanes, &t.hash_key);
+            }
         }
-        s.main.hash(engine, main_len, lanes.clone());
-        if let Some(len) = alt {
-            s.alt.hash(engine, len, lanes.clone());
-        }
-        self.prefetch_rows(lanes);
     }
 
-    /// The table rows the batch's IPv4 TCP/UDP frames will read (which
-    /// [`BatchRouter::hash`] prefetches); only valid after it.
+    /// The table rows the batch's IPv4 TCP/UDP frames will read, for
+    /// prefetching; only valid after [`BatchRouter::hash`].
     #[inline(always)]
     pub fn rows(&self) -> impl Iterator<Item = &'f [u8; 2]> + '_ {
         let tables = &self.fwd.tables;

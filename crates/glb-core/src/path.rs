@@ -13,6 +13,7 @@
 
 use crate::batch::{BATCH, BatchScratch};
 use crate::encap::{EncapError, EncapParams, Encapsulator};
+use crate::prefetch::prefetch;
 use crate::route::{Decision, Forwarder, Route, V4Route};
 
 /// Headroom engines should leave in front of each received frame. The
@@ -214,9 +215,13 @@ pub fn process_batch_each<F: FrameBuf>(
         // encapsulate each.
         router.clear();
         router.push_frames(chunk.iter_mut().map(|f| frame_bytes(f)));
-        // Hashing also asks for the table rows, which are often out of
-        // cache (most of them already while the frames were classified).
         router.hash();
+        // The rows are scattered over the table's 128 KiB and often out
+        // of cache: ask for them all now, so they arrive while the first
+        // frames are encapsulated.
+        for row in router.rows() {
+            prefetch(row);
+        }
         for (i, f) in chunk.iter_mut().enumerate() {
             let v = match router.v4_route(i) {
                 Some(r) => complete_v4(enc, f, &r),
