@@ -53,7 +53,8 @@ pub enum Counter {
     DroppedSourceNotAllowed,
     /// Dropped: next hop not on `--allow-hop`.
     DroppedHopNotAllowed,
-    /// Socket-table lookups made.
+    /// Packets that needed a socket-table lookup (a run of one flow's
+    /// packets in a batch shares one).
     SocketLookups,
     /// Socket-table lookups that failed (treated as "no socket").
     SocketLookupErrors,

@@ -131,6 +131,9 @@ pub struct SockDiag {
     req: Vec<u8>,
     ring: Ring,
     seq: u32,
+    /// Whether an exchange ended before all its answers were read, so
+    /// that some may still be queued.
+    leftovers: bool,
 }
 
 impl SockDiag {
@@ -147,6 +150,7 @@ impl SockDiag {
             req: Vec::with_capacity(batch * MSG_LEN),
             ring: Ring::new(batch.max(1), 1024, 0),
             seq: 0,
+            leftovers: false,
         })
     }
 
@@ -163,8 +167,12 @@ impl SockDiag {
 
     fn lookup_chunk(&mut self, keys: &[SocketKey], out: &mut [Found]) {
         // Leftovers of an earlier, failed exchange must not be taken for
-        // answers to this one.
-        self.drain();
+        // answers to this one. (Only then: the empty read would be one
+        // more system call per batch.)
+        if self.leftovers {
+            self.drain();
+            self.leftovers = false;
+        }
         let base = self.seq;
         self.seq = self.seq.wrapping_add(keys.len() as u32);
         self.req.clear();
@@ -173,7 +181,10 @@ impl SockDiag {
         }
         match self.sock.send(&self.req) {
             Ok(n) if n == self.req.len() => {}
-            _ => return,
+            _ => {
+                self.leftovers = true;
+                return;
+            }
         }
         // The kernel answers every request before send() returns, so
         // everything is queued already; never block waiting for more.
@@ -196,6 +207,7 @@ impl SockDiag {
                 }
             }
         }
+        self.leftovers = pending > 0;
     }
 
     fn drain(&mut self) {

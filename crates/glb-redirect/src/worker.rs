@@ -5,7 +5,8 @@
 //! 1. one `recvmmsg` takes up to `batch` datagrams;
 //! 2. each is validated and classified ([`crate::decide`]);
 //! 3. the ones that depend on the socket table are looked up together
-//!    ([`crate::sockdiag`]: one send, one receive);
+//!    ([`crate::sockdiag`]: one send, one receive), one lookup for each
+//!    run of one flow's packets;
 //! 4. local ones are written to the TUN device, the rest get their outer
 //!    headers rebuilt in place ([`crate::forward`]) and leave with one
 //!    `sendmmsg` on the raw socket.
@@ -116,8 +117,14 @@ pub fn raw_socket() -> io::Result<Socket> {
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     Done(Verdict, Option<Parsed>),
-    Lookup(Parsed),
+    /// Waiting for the answer to lookup `.1` of the batch.
+    Lookup(Parsed, usize),
 }
+
+/// How many of the batch's latest distinct lookups a new one is compared
+/// with: packets of one flow arrive in runs (a window of segments, a
+/// train of ACKs), and a run needs one lookup, not one per packet.
+const RECENT_LOOKUPS: usize = 4;
 
 /// The outcome for one datagram of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +193,7 @@ impl Decider {
         }
         self.pending.clear();
         self.keys.clear();
+        let mut needed = 0u64;
         for i in 0..n {
             let allowed = |(gue, _, src): (&'a [u8], _, Option<Ipv4Addr>)| {
                 // A datagram whose source is unknown is let through only
@@ -202,25 +210,33 @@ impl Decider {
                 Ok(p) => match p.class {
                     Class::Local(r) => Pending::Done(Verdict::Local(r), Some(p)),
                     Class::Lookup(k) => {
-                        self.keys.push(k);
-                        Pending::Lookup(p)
+                        needed += 1;
+                        let recent = self.keys.len().saturating_sub(RECENT_LOOKUPS);
+                        let idx = match self.keys[recent..].iter().rposition(|x| *x == k) {
+                            Some(j) => recent + j,
+                            None => {
+                                self.keys.push(k);
+                                self.keys.len() - 1
+                            }
+                        };
+                        Pending::Lookup(p, idx)
                     }
                 },
             };
             self.pending.push(p);
         }
         if !self.keys.is_empty() {
-            counters.add(Counter::SocketLookups, self.keys.len() as u64);
+            // Counted per packet that needed one, as before lookups of a
+            // flow's run were shared.
+            counters.add(Counter::SocketLookups, needed);
             self.diag.lookup(&self.keys, &mut self.found);
         }
         out.clear();
-        let mut k = 0;
         for i in 0..n {
             let d = match self.pending[i] {
                 Pending::Done(verdict, parsed) => Decision { verdict, parsed },
-                Pending::Lookup(p) => {
+                Pending::Lookup(p, k) => {
                     let f = self.found.get(k).copied().unwrap_or(Found::Error);
-                    k += 1;
                     if f == Found::Error {
                         counters.bump(Counter::SocketLookupErrors);
                     }
