@@ -676,6 +676,13 @@ struct route {
 	__u8 primary;
 };
 
+/* Copies a MAC address; `src` is 4-byte aligned. */
+static __always_inline void put_mac(__u8 *dst, const __u8 *src)
+{
+	*(__u32 *)dst = *(const __u32 *)src;
+	*(__u16 *)(dst + 4) = *(const __u16 *)(src + 4);
+}
+
 /* Writes the outer headers in front of the inner packet, which starts
  * right after a `hdr`-byte gap at the (new) frame start. */
 static __always_inline int encapsulate(struct xdp_md *ctx, const struct flow *f,
@@ -717,45 +724,35 @@ static __always_inline int encapsulate(struct xdp_md *ctx, const struct flow *f,
 		return -1;
 	}
 
-	__builtin_memcpy(eth, st->gateway_mac, ETH_ALEN);
-	__builtin_memcpy(eth + 6, src_mac, ETH_ALEN);
-	eth[12] = 0x08;
-	eth[13] = 0x00;
+	/* Fields are copied in words: a byte-aligned copy (all the compiler
+	 * may assume of frame pointers) is one load and store per byte. */
+	put_mac(eth, st->gateway_mac);
+	put_mac(eth + 6, src_mac);
+	*(__u16 *)(eth + 12) = bpf_htons(ETH_P_IP);
 
 	__u64 ip_sum = 0x4500 + 0x4000 + ((OUTER_TTL << 8) | IPPROTO_UDP) + halves(st->src_ip) +
 		       ip_total + halves(r->hops[0]);
-	ip[0] = 0x45;
-	ip[1] = 0;
-	*(__u16 *)(ip + 2) = bpf_htons(ip_total);
-	*(__u16 *)(ip + 4) = 0;
-	*(__u16 *)(ip + 6) = bpf_htons(0x4000);
-	ip[8] = OUTER_TTL;
-	ip[9] = IPPROTO_UDP;
-	*(__u16 *)(ip + 10) = bpf_htons((__u16)~fold(ip_sum));
-	__builtin_memcpy(ip + 12, &st->src_ip, 4);
-	__builtin_memcpy(ip + 16, &r->hops[0], 4);
+	/* Whole words where the fields allow: little-endian values of the
+	 * header bytes in wire order. */
+	*(__u32 *)(ip + 0) = 0x45 | (__u32)bpf_htons(ip_total) << 16;
+	*(__u32 *)(ip + 4) = (__u32)bpf_htons(0x4000) << 16;
+	*(__u32 *)(ip + 8) =
+		OUTER_TTL | IPPROTO_UDP << 8 | (__u32)bpf_htons((__u16)~fold(ip_sum)) << 16;
+	*(__u32 *)(ip + 12) = st->src_ip;
+	*(__u32 *)(ip + 16) = r->hops[0];
 
 	__u16 sport = 0x8000 | (((__u16)r->hash ^ f->flow_hint) & 0x7fff);
-	*(__u16 *)(udp + 0) = bpf_htons(sport);
-	*(__u16 *)(udp + 2) = bpf_htons(GUE_PORT);
-	*(__u16 *)(udp + 4) = bpf_htons(udp_len);
-	*(__u16 *)(udp + 6) = 0;
+	*(__u32 *)(udp + 0) = bpf_htons(sport) | (__u32)bpf_htons(GUE_PORT) << 16;
+	*(__u32 *)(udp + 4) = bpf_htons(udp_len);
 
 	/* GUE: version 0, C 0, hlen; protocol; flags 0. GLB private data:
 	 * type 0, next hop 0, hop count, then the hops after the first. */
-	gue[0] = 1 + extra;
-	gue[1] = f->gue_proto;
-	gue[2] = 0;
-	gue[3] = 0;
-	gue[4] = 0;
-	gue[5] = 0;
-	gue[6] = 0;
-	gue[7] = extra;
-	__builtin_memcpy(gue + 8, &r->hops[1], 4);
+	*(__u64 *)gue = (1 + extra) | (__u64)f->gue_proto << 8 | (__u64)extra << 56;
+	*(__u32 *)(gue + 8) = r->hops[1];
 	__u64 hop_sum = halves(r->hops[1]);
 	if (extra == 3) {
-		__builtin_memcpy(gue + 12, &r->hops[2], 4);
-		__builtin_memcpy(gue + 16, &r->hops[3], 4);
+		*(__u32 *)(gue + 12) = r->hops[2];
+		*(__u32 *)(gue + 16) = r->hops[3];
 		hop_sum += halves(r->hops[2]) + halves(r->hops[3]);
 	}
 
@@ -917,7 +914,7 @@ int glb_encap(struct xdp_md *ctx)
 	 * the one the frame was sent to. Copied before the headers move. The
 	 * loader names interfaces before the program is in service, so what
 	 * the map says of an interface is remembered per CPU. */
-	__u8 src_mac[ETH_ALEN];
+	__u8 src_mac[8] __attribute__((aligned(8)));
 	__u32 ifindex = ctx->ingress_ifindex;
 	if (m->port_plus1 != ifindex + 1) {
 		struct glb_mac *port_mac = bpf_map_lookup_elem(&glb_port_macs, &ifindex);
@@ -926,7 +923,10 @@ int glb_encap(struct xdp_md *ctx)
 		if (port_mac)
 			__builtin_memcpy(m->mac, port_mac->addr, ETH_ALEN);
 	}
-	__builtin_memcpy(src_mac, m->mac_known ? m->mac : eth, ETH_ALEN);
+	if (m->mac_known)
+		put_mac(src_mac, m->mac);
+	else
+		__builtin_memcpy(src_mac, eth, ETH_ALEN);
 
 	if (encapsulate(ctx, &f, &r, st, src_mac, c))
 		return finish(ctx, c, XDP_DROP);
