@@ -89,27 +89,12 @@ view! {
     }
 }
 
-impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps a buffer holding at least the 14-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        check_len(buffer.as_ref(), HEADER_LEN)?;
-        Ok(Frame { buffer })
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
+fixed_len_view!(
+    Frame,
+    HEADER_LEN,
     /// Everything after the header.
-    pub fn payload(&self) -> &'a [u8] {
-        &T::as_ref(self.buffer)[HEADER_LEN..]
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
-    /// Everything after the header, mutable.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
-}
+    payload / payload_mut
+);
 
 #[cfg(test)]
 mod tests {

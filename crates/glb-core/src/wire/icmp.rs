@@ -51,27 +51,14 @@ view! {
     }
 }
 
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer holding at least the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        check_len(buffer.as_ref(), HEADER_LEN)?;
-        Ok(Packet { buffer })
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
+fixed_len_view!(
+    Packet,
+    HEADER_LEN,
     /// Everything after the header: for errors, the quoted packet.
-    pub fn data(&self) -> &'a [u8] {
-        &T::as_ref(self.buffer)[HEADER_LEN..]
-    }
-}
+    data / data_mut
+);
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Everything after the header, mutable.
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
-
     /// Computes and stores the ICMPv4 checksum over the whole message
     /// (ICMPv6 also covers a pseudo-header, which GLB never writes).
     pub fn fill_checksum_v4(&mut self) {

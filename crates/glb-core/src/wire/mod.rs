@@ -78,6 +78,37 @@ macro_rules! view {
     };
 }
 
+/// For a view whose header has a fixed length: `new_checked` (the buffer
+/// holds the header) and, where named, the bytes after the header,
+/// borrowed from the buffer and mutable.
+macro_rules! fixed_len_view {
+    ($name:ident, $len:ident $(, $(#[$rmeta:meta])* $rest:ident / $rest_mut:ident)?) => {
+        impl<T: AsRef<[u8]>> $name<T> {
+            #[doc = concat!("Wraps a buffer holding at least the header ([`", stringify!($len), "`] bytes).")]
+            pub fn new_checked(buffer: T) -> Result<Self> {
+                check_len(buffer.as_ref(), $len)?;
+                Ok($name { buffer })
+            }
+        }
+
+        $(
+            impl<'a, T: AsRef<[u8]> + ?Sized> $name<&'a T> {
+                $(#[$rmeta])*
+                pub fn $rest(&self) -> &'a [u8] {
+                    &T::as_ref(self.buffer)[$len..]
+                }
+            }
+
+            impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+                #[doc = concat!("[`Self::", stringify!($rest), "`], mutable.")]
+                pub fn $rest_mut(&mut self) -> &mut [u8] {
+                    &mut self.buffer.as_mut()[$len..]
+                }
+            }
+        )?
+    };
+}
+
 pub mod checksum;
 pub mod ethernet;
 pub mod gue;

@@ -16,13 +16,7 @@ view! {
     }
 }
 
-impl<T: AsRef<[u8]>> Ports<T> {
-    /// Wraps a buffer holding at least the two ports.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        check_len(buffer.as_ref(), LEN)?;
-        Ok(Ports { buffer })
-    }
-}
+fixed_len_view!(Ports, LEN);
 
 #[cfg(test)]
 mod tests {
