@@ -59,13 +59,7 @@ fn conformance_pcap_cases_over_net_pcap() {
         let expected = read_pcap(&case.join("expected.pcap"));
         let n_in = read_pcap(&input).len() as u64;
 
-        let mut eal = vec![lcores_arg(&config_lcores(&config))];
-        eal.extend(eal_base());
-        eal.push(format!(
-            "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-            input.display(),
-            out.display()
-        ));
+        let eal = eal_args(&config_lcores(&config), pcap_vdev(&input, &out));
         let mut d = Director::spawn(director_cmd(
             &eal,
             &case.join("config.json"),
@@ -110,6 +104,32 @@ fn table_text(backends: &[(&str, bool)]) -> String {
             "backends": [{}]}}]}}"#,
         bs.join(",")
     )
+}
+
+/// A pcap device reading `input` and writing `output`.
+fn pcap_vdev(input: &Path, output: &Path) -> String {
+    format!(
+        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        output.display()
+    )
+}
+
+/// The EAL arguments of a director on `lcores` with one virtual device.
+fn eal_args(lcores: &[u32], vdev: impl Into<String>) -> Vec<String> {
+    let mut eal = vec![lcores_arg(lcores)];
+    eal.extend(eal_base());
+    eal.push(vdev.into());
+    eal
+}
+
+/// `table.bin` in `dir`, compiled by the CLI from `table.json` of
+/// `backends`.
+fn compiled_table(dir: &Path, backends: &[(&str, bool)]) -> PathBuf {
+    let (json, bin) = (dir.join("table.json"), dir.join("table.bin"));
+    std::fs::write(&json, table_text(backends)).unwrap();
+    build_table(&json, &bin);
+    bin
 }
 
 fn build_table(json_path: &Path, bin_path: &Path) {
@@ -232,9 +252,7 @@ impl VethRig {
             ),
         )
         .unwrap();
-        let mut eal = vec![lcores_arg(&ids)];
-        eal.extend(eal_base());
-        eal.push("--vdev=net_af_packet0,iface=veth0".into());
+        let eal = eal_args(&ids, "--vdev=net_af_packet0,iface=veth0");
         let mut cmd = ns.command(&director_bin());
         cmd.args(&eal)
             .arg("--")
@@ -496,21 +514,12 @@ fn statsd_metrics_arrive_with_plausible_counts() {
     let port = sock.local_addr().unwrap().port();
     let config = tmp.path().join("director.conf");
     std::fs::write(&config, dist_config(port)).unwrap();
-    let table_json_path = tmp.path().join("table.json");
-    let table = tmp.path().join("table.bin");
-    std::fs::write(&table_json_path, table_text(&BACKENDS)).unwrap();
-    build_table(&table_json_path, &table);
+    let table = compiled_table(tmp.path(), &BACKENDS);
     let input = tmp.path().join("in.pcap");
     traffic_pcap(&input, 12, 5);
     let out = tmp.path().join("out.pcap");
 
-    let mut eal = vec![lcores_arg(&[1, 2])];
-    eal.extend(eal_base());
-    eal.push(format!(
-        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-        input.display(),
-        out.display()
-    ));
+    let eal = eal_args(&[1, 2], pcap_vdev(&input, &out));
     let started = Instant::now();
     let d = Director::spawn(director_cmd(&eal, &config, &table));
 
@@ -627,20 +636,11 @@ fn ready_notification_reaches_notify_socket() {
         glb_testkit::notify::listener(tmp.path(), Duration::from_millis(200));
     let config = tmp.path().join("director.conf");
     std::fs::write(&config, dist_config(9)).unwrap();
-    let table_json_path = tmp.path().join("table.json");
-    let table = tmp.path().join("table.bin");
-    std::fs::write(&table_json_path, table_text(&BACKENDS)).unwrap();
-    build_table(&table_json_path, &table);
+    let table = compiled_table(tmp.path(), &BACKENDS);
     let input = tmp.path().join("in.pcap");
     traffic_pcap(&input, 1, 0);
 
-    let mut eal = vec![lcores_arg(&[1, 2])];
-    eal.extend(eal_base());
-    eal.push(format!(
-        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-        input.display(),
-        tmp.path().join("out.pcap").display()
-    ));
+    let eal = eal_args(&[1, 2], pcap_vdev(&input, &tmp.path().join("out.pcap")));
     let mut cmd = director_cmd(&eal, &config, &table);
     cmd.env("NOTIFY_SOCKET", &notify_path);
     let d = Director::spawn(cmd);
@@ -679,10 +679,7 @@ fn bad_start_up_input_fails_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("director.conf");
     std::fs::write(&config, dist_config(9)).unwrap();
-    let table_json_path = tmp.path().join("table.json");
-    let table = tmp.path().join("table.bin");
-    std::fs::write(&table_json_path, table_text(&BACKENDS)).unwrap();
-    build_table(&table_json_path, &table);
+    let table = compiled_table(tmp.path(), &BACKENDS);
     let run_it = |eal: Vec<String>, table: &Path| {
         let out = director_cmd(&eal, &config, table)
             .output()
@@ -692,9 +689,7 @@ fn bad_start_up_input_fails_with_a_clear_message() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let mut eal = vec![lcores_arg(&[1, 2])];
-    eal.extend(eal_base());
-    eal.push("--vdev=net_null0,no-rx=1".into());
+    let eal = eal_args(&[1, 2], "--vdev=net_null0,no-rx=1");
 
     // A missing table: refused before DPDK starts, naming the file.
     let missing = tmp.path().join("missing.bin");
@@ -741,10 +736,7 @@ fn two_queues_on_two_run_to_completion_cores() {
         ),
     )
     .unwrap();
-    let table_json_path = tmp.path().join("table.json");
-    let table = tmp.path().join("table.bin");
-    std::fs::write(&table_json_path, table_text(&BACKENDS)).unwrap();
-    build_table(&table_json_path, &table);
+    let table = compiled_table(tmp.path(), &BACKENDS);
     let bin = std::fs::read(&table).unwrap();
 
     let sources: [Vec<Ipv4Addr>; 2] = [
@@ -767,9 +759,7 @@ fn two_queues_on_two_run_to_completion_cores() {
             tmp.path().join(format!("out{q}.pcap")).display()
         ));
     }
-    let mut eal = vec![lcores_arg(&[1, 2])];
-    eal.extend(eal_base());
-    eal.push(vdev);
+    let eal = eal_args(&[1, 2], vdev);
     let mut d = Director::spawn(director_cmd(&eal, &config, &table));
     let s = d.wait_stats("both queues processed", |s| {
         s.get("core1.eth_tx_sent") == 5 && s.get("core2.eth_tx_sent") == 7
