@@ -29,6 +29,13 @@ fn fwd_for(tables: &[(&str, &str, &[&str])]) -> Forwarder {
     forwarder(&compile(&tables_json(tables)), RouteOptions::default())
 }
 
+/// One table per entry of `binds` (a table's binds as JSON), all with
+/// [`KEY`] and the backends [`B1`].
+fn fwd_for_binds(binds: &[&str]) -> Forwarder {
+    let tables: Vec<_> = binds.iter().map(|b| (KEY, *b, B1)).collect();
+    fwd_for(&tables)
+}
+
 fn table_of(f: &Forwarder, frame: &[u8]) -> Option<usize> {
     match f.route_frame(frame) {
         Decision::Unclassified => None,
@@ -37,30 +44,40 @@ fn table_of(f: &Forwarder, frame: &[u8]) -> Option<usize> {
     }
 }
 
+/// [`table_of`] a TCP packet from 1.2.3.4:1000 to `dst`:`port`.
+fn tcp_table(f: &Forwarder, dst: &str, port: u16) -> Option<usize> {
+    table_of(f, &tcp4("1.2.3.4", 1000, dst, port))
+}
+
+/// [`table_of`] a UDP packet from 1.2.3.4:1000 to `dst`:`port`.
+fn udp_table(f: &Forwarder, dst: &str, port: u16) -> Option<usize> {
+    table_of(f, &udp4("1.2.3.4", 1000, dst, port))
+}
+
+/// [`table_of`] a TCP packet from [2001:db8::1]:1000 to `dst`:`port`.
+fn tcp6_table(f: &Forwarder, dst: &str, port: u16) -> Option<usize> {
+    table_of(f, &tcp6("2001:db8::1", 1000, dst, port))
+}
+
 const B1: &[&str] = &["192.0.2.1", "192.0.2.2"];
 
 // ---- classification -------------------------------------------------------
 
 #[test]
 fn tcp_matches_address_protocol_and_port() {
-    let f = fwd_for(&[(KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1)]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 80)),
-        Some(0)
-    );
-    assert_eq!(table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 81)), None);
-    assert_eq!(table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.2", 80)), None);
+    let f = fwd_for_binds(&[r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#]);
+    assert_eq!(tcp_table(&f, "10.1.1.1", 80), Some(0));
+    assert_eq!(tcp_table(&f, "10.1.1.1", 81), None);
+    assert_eq!(tcp_table(&f, "10.1.1.2", 80), None);
     // Same address and port over UDP is another service.
-    assert_eq!(table_of(&f, &udp4("1.2.3.4", 1000, "10.1.1.1", 80)), None);
+    assert_eq!(udp_table(&f, "10.1.1.1", 80), None);
 }
 
 #[test]
 fn port_range_is_inclusive() {
-    let f = fwd_for(&[(
-        KEY,
+    let f = fwd_for_binds(&[
         r#"{"ip": "10.1.1.1", "proto": "udp", "port_start": 5000, "port_end": 5010}"#,
-        B1,
-    )]);
+    ]);
     for (port, want) in [
         (4999, None),
         (5000, Some(0)),
@@ -68,21 +85,13 @@ fn port_range_is_inclusive() {
         (5010, Some(0)),
         (5011, None),
     ] {
-        assert_eq!(
-            table_of(&f, &udp4("1.2.3.4", 1000, "10.1.1.1", port)),
-            want,
-            "port {port}"
-        );
+        assert_eq!(udp_table(&f, "10.1.1.1", port), want, "port {port}");
     }
 }
 
 #[test]
 fn prefix_contains_destination() {
-    let f = fwd_for(&[(
-        KEY,
-        r#"{"ip": "198.18.20.16/28", "proto": "tcp", "port": 443}"#,
-        B1,
-    )]);
+    let f = fwd_for_binds(&[r#"{"ip": "198.18.20.16/28", "proto": "tcp", "port": 443}"#]);
     for (dst, want) in [
         ("198.18.20.15", None),
         ("198.18.20.16", Some(0)),
@@ -96,149 +105,65 @@ fn prefix_contains_destination() {
         );
     }
     // Host bits in the bind are ignored, as the table keeps them as written.
-    let f = fwd_for(&[(
-        KEY,
-        r#"{"ip": "10.9.9.9/8", "proto": "tcp", "port": 1}"#,
-        B1,
-    )]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.200.0.1", 1)),
-        Some(0)
-    );
-    let f = fwd_for(&[(KEY, r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port": 1}"#, B1)]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "203.0.113.7", 1)),
-        Some(0)
-    );
+    let f = fwd_for_binds(&[r#"{"ip": "10.9.9.9/8", "proto": "tcp", "port": 1}"#]);
+    assert_eq!(tcp_table(&f, "10.200.0.1", 1), Some(0));
+    let f = fwd_for_binds(&[r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port": 1}"#]);
+    assert_eq!(tcp_table(&f, "203.0.113.7", 1), Some(0));
 }
 
 #[test]
 fn ipv6_binds() {
-    let f = fwd_for(&[(
-        KEY,
+    let f = fwd_for_binds(&[
         r#"{"ip": "fd42:42:42::443", "proto": "tcp", "port": 443}, {"ip": "fd00:1::/32", "proto": "tcp", "port": 80}"#,
-        B1,
-    )]);
-    assert_eq!(
-        table_of(&f, &tcp6("2001:db8::1", 1000, "fd42:42:42::443", 443)),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(&f, &tcp6("2001:db8::1", 1000, "fd42:42:42::444", 443)),
-        None
-    );
-    assert_eq!(
-        table_of(&f, &tcp6("2001:db8::1", 1000, "fd00:1:ffff::1", 80)),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(&f, &tcp6("2001:db8::1", 1000, "fd00:2::1", 80)),
-        None
-    );
+    ]);
+    assert_eq!(tcp6_table(&f, "fd42:42:42::443", 443), Some(0));
+    assert_eq!(tcp6_table(&f, "fd42:42:42::444", 443), None);
+    assert_eq!(tcp6_table(&f, "fd00:1:ffff::1", 80), Some(0));
+    assert_eq!(tcp6_table(&f, "fd00:2::1", 80), None);
     // An IPv4 packet never matches an IPv6 bind.
-    assert_eq!(table_of(&f, &tcp4("1.2.3.4", 1000, "0.0.4.67", 443)), None);
+    assert_eq!(tcp_table(&f, "0.0.4.67", 443), None);
 }
 
 #[test]
 fn first_match_wins_in_file_order() {
     // A prefix in an earlier table beats an exact address in a later one.
-    let f = fwd_for(&[
-        (
-            KEY,
-            r#"{"ip": "10.0.0.0/8", "proto": "tcp", "port": 80}"#,
-            B1,
-        ),
-        (KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "10.0.0.0/8", "proto": "tcp", "port": 80}"#,
+        r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
     ]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 80)),
-        Some(0)
-    );
+    assert_eq!(tcp_table(&f, "10.1.1.1", 80), Some(0));
     // ... and an exact address in an earlier table beats a later prefix.
-    let f = fwd_for(&[
-        (KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1),
-        (
-            KEY,
-            r#"{"ip": "10.0.0.0/8", "proto": "tcp", "port": 80}"#,
-            B1,
-        ),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
+        r#"{"ip": "10.0.0.0/8", "proto": "tcp", "port": 80}"#,
     ]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 80)),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.2", 80)),
-        Some(1)
-    );
+    assert_eq!(tcp_table(&f, "10.1.1.1", 80), Some(0));
+    assert_eq!(tcp_table(&f, "10.1.1.2", 80), Some(1));
     // An earlier bind that does not match the port does not shadow a later one.
-    let f = fwd_for(&[
-        (
-            KEY,
-            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 443}"#,
-            B1,
-        ),
-        (
-            KEY,
-            r#"{"ip": "10.1.0.0/16", "proto": "tcp", "port_start": 1, "port_end": 100}"#,
-            B1,
-        ),
-        (
-            KEY,
-            r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}, {"ip": "10.0.0.0/8", "proto": "tcp", "port": 200}"#,
-            B1,
-        ),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 443}"#,
+        r#"{"ip": "10.1.0.0/16", "proto": "tcp", "port_start": 1, "port_end": 100}"#,
+        r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}, {"ip": "10.0.0.0/8", "proto": "tcp", "port": 200}"#,
     ]);
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 443)),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 80)),
-        Some(1)
-    );
-    assert_eq!(
-        table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 200)),
-        Some(2)
-    );
-    assert_eq!(table_of(&f, &tcp4("1.2.3.4", 1000, "10.1.1.1", 300)), None);
+    assert_eq!(tcp_table(&f, "10.1.1.1", 443), Some(0));
+    assert_eq!(tcp_table(&f, "10.1.1.1", 80), Some(1));
+    assert_eq!(tcp_table(&f, "10.1.1.1", 200), Some(2));
+    assert_eq!(tcp_table(&f, "10.1.1.1", 300), None);
     // Shorter and longer prefixes interleaved across tables.
-    let f = fwd_for(&[
-        (
-            KEY,
-            r#"{"ip": "10.1.2.0/24", "proto": "udp", "port": 53}"#,
-            B1,
-        ),
-        (
-            KEY,
-            r#"{"ip": "10.1.0.0/16", "proto": "udp", "port": 53}"#,
-            B1,
-        ),
-        (KEY, r#"{"ip": "10.1.2.3", "proto": "udp", "port": 53}"#, B1),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "10.1.2.0/24", "proto": "udp", "port": 53}"#,
+        r#"{"ip": "10.1.0.0/16", "proto": "udp", "port": 53}"#,
+        r#"{"ip": "10.1.2.3", "proto": "udp", "port": 53}"#,
     ]);
-    assert_eq!(
-        table_of(&f, &udp4("1.2.3.4", 1000, "10.1.2.3", 53)),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(&f, &udp4("1.2.3.4", 1000, "10.1.3.3", 53)),
-        Some(1)
-    );
+    assert_eq!(udp_table(&f, "10.1.2.3", 53), Some(0));
+    assert_eq!(udp_table(&f, "10.1.3.3", 53), Some(1));
 }
 
 #[test]
 fn icmp_frag_needed_matches_by_quoted_source() {
-    let f = fwd_for(&[
-        (
-            KEY,
-            r#"{"ip": "10.9.9.9", "proto": "udp", "port": 443}"#,
-            B1,
-        ),
-        (
-            KEY,
-            r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port_start": 440, "port_end": 450}"#,
-            B1,
-        ),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "10.9.9.9", "proto": "udp", "port": 443}"#,
+        r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port_start": 440, "port_end": 450}"#,
     ]);
     assert_eq!(
         table_of(
@@ -285,11 +210,7 @@ fn icmp_frag_needed_matches_by_quoted_source() {
 
 #[test]
 fn icmpv6_packet_too_big_matches_by_quoted_source() {
-    let f = fwd_for(&[(
-        KEY,
-        r#"{"ip": "fd42::/64", "proto": "tcp", "port": 443}"#,
-        B1,
-    )]);
+    let f = fwd_for_binds(&[r#"{"ip": "fd42::/64", "proto": "tcp", "port": 443}"#]);
     assert_eq!(
         table_of(
             &f,
@@ -356,17 +277,9 @@ fn echo_requests_follow_forward_icmp_ping_responses() {
 
 #[test]
 fn malformed_and_foreign_frames_are_unclassified() {
-    let f = fwd_for(&[
-        (
-            KEY,
-            r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535}"#,
-            B1,
-        ),
-        (
-            KEY,
-            r#"{"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535}"#,
-            B1,
-        ),
+    let f = fwd_for_binds(&[
+        r#"{"ip": "0.0.0.0/0", "proto": "tcp", "port_start": 0, "port_end": 65535}"#,
+        r#"{"ip": "::/0", "proto": "tcp", "port_start": 0, "port_end": 65535}"#,
     ]);
     let good = tcp4("1.2.3.4", 1000, "10.1.1.1", 80);
     assert_eq!(table_of(&f, &good), Some(0));
@@ -402,15 +315,12 @@ fn malformed_and_foreign_frames_are_unclassified() {
     ext.extend_from_slice(&tcp(1000, 80, &[]));
     let b = eth(0x86dd, &ipv6(v6("2001:db8::1"), v6("fd00::1"), 0, 0, &ext));
     assert_eq!(table_of(&f, &b), None);
-    assert_eq!(
-        table_of(&f, &tcp6("2001:db8::1", 1000, "fd00::1", 80)),
-        Some(1)
-    );
+    assert_eq!(tcp6_table(&f, "fd00::1", 80), Some(1));
 }
 
 #[test]
 fn truncated_packet_is_a_route_failure() {
-    let f = fwd_for(&[(KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1)]);
+    let f = fwd_for_binds(&[r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#]);
     let good = tcp4("1.2.3.4", 1000, "10.1.1.1", 80);
     // Cut inside the TCP header: the ports are there, the packet is not.
     for n in 14 + 20 + 4..good.len() {
@@ -790,7 +700,7 @@ fn encapsulation_layout_two_and_four_hops() {
 
 #[test]
 fn ethernet_padding_is_dropped() {
-    let f = fwd_for(&[(KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1)]);
+    let f = fwd_for_binds(&[r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#]);
     let frame = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
     let mut padded = frame.clone();
     padded.extend_from_slice(&[0xee; 6]);
@@ -811,7 +721,7 @@ fn ethernet_padding_is_dropped() {
 
 #[test]
 fn computed_zero_udp_checksum_is_sent_as_ffff() {
-    let f = fwd_for(&[(KEY, r#"{"ip": "10.1.1.1", "proto": "udp", "port": 53}"#, B1)]);
+    let f = fwd_for_binds(&[r#"{"ip": "10.1.1.1", "proto": "udp", "port": 53}"#]);
     // Choose two payload bytes so that the outer UDP checksum computes to 0.
     let build = |w: u16| udp4_payload("172.16.1.2", 40000, "10.1.1.1", 53, &w.to_be_bytes());
     let mut of = OwnedFrame::new(&build(0), HEADROOM);
@@ -853,7 +763,7 @@ fn udp4_payload(src: &str, sport: u16, dst: &str, dport: u16, data: &[u8]) -> Ve
 
 #[test]
 fn batch_counts_every_outcome() {
-    let f = fwd_for(&[(KEY, r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#, B1)]);
+    let f = fwd_for_binds(&[r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#]);
     let good = tcp4("172.16.1.2", 40000, "10.1.1.1", 80);
     let frames_in = [
         good.clone(),
