@@ -16,6 +16,19 @@ fn cases() -> Vec<PathBuf> {
 /// Runs the engine on a configuration, a table and a capture, writing
 /// `out` and, when asked, `verdicts`.
 fn engine(config: &Path, table: &Path, pcap: &Path, out: &Path, verdicts: Option<&Path>) -> Output {
+    engine_cmd(config, table, pcap, out, verdicts)
+        .output()
+        .expect("run glb-director-pcap")
+}
+
+/// The command [`engine`] runs, for adding options.
+fn engine_cmd(
+    config: &Path,
+    table: &Path,
+    pcap: &Path,
+    out: &Path,
+    verdicts: Option<&Path>,
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_glb-director-pcap"));
     cmd.arg("--config-file")
         .arg(config)
@@ -28,13 +41,20 @@ fn engine(config: &Path, table: &Path, pcap: &Path, out: &Path, verdicts: Option
     if let Some(verdicts) = verdicts {
         cmd.arg("--verdicts").arg(verdicts);
     }
-    cmd.output().expect("run glb-director-pcap")
+    cmd
 }
 
 /// Replays a case folder's capture through its configuration and table.
 fn replay(case: &Path, out: &Path, verdicts: Option<&Path>) -> Output {
+    replay_cmd(case, out, verdicts)
+        .output()
+        .expect("run glb-director-pcap")
+}
+
+/// The command [`replay`] runs, for adding options.
+fn replay_cmd(case: &Path, out: &Path, verdicts: Option<&Path>) -> Command {
     let input = |name| case.join(name);
-    engine(
+    engine_cmd(
         &input("config.json"),
         &input("table.bin"),
         &input("input.pcap"),
@@ -45,12 +65,46 @@ fn replay(case: &Path, out: &Path, verdicts: Option<&Path>) -> Output {
 
 #[test]
 fn every_conformance_case_matches_byte_for_byte() {
+    every_case_matches(|case, out, verdicts| replay(case, out, Some(verdicts)));
+}
+
+/// The flow hash on every vector engine this CPU runs, named with
+/// `--lane-engine`, gives the expected bytes of every case.
+#[test]
+fn every_lane_engine_matches_byte_for_byte() {
+    for e in glb_core::hash::LaneEngine::available() {
+        every_case_matches(|case, out, verdicts| {
+            replay_cmd(case, out, Some(verdicts))
+                .arg("--lane-engine")
+                .arg(e.name())
+                .output()
+                .expect("run glb-director-pcap")
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let run = replay_cmd(&case0(), &out, None)
+        .args(["--lane-engine", "sse9"])
+        .output()
+        .expect("run glb-director-pcap");
+    assert!(!run.status.success(), "an unknown engine is refused");
+    assert!(
+        stderr(&run).contains("unknown lane engine \"sse9\""),
+        "{}",
+        stderr(&run)
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// Replays every case with `run` (case folder, output, verdicts file) and
+/// compares with the expected output and verdicts.
+fn every_case_matches(run: impl Fn(&Path, &Path, &Path) -> Output) {
     let dir = tempfile::tempdir().unwrap();
     for case in cases() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let out = dir.path().join(format!("{name}.pcap"));
         let verdicts = dir.path().join(format!("{name}.txt"));
-        let run = replay(&case, &out, Some(&verdicts));
+        let run = run(&case, &out, &verdicts);
         assert!(
             run.status.success(),
             "{name}: exit {:?}: {}",
