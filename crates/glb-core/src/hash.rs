@@ -684,6 +684,119 @@ pub enum HexKeyError {
     NotHex(usize),
 }
 
+/// The state of SipHash-2-4 after the first 8-byte word of a message,
+/// from which many messages that share that word are finished (see
+/// [`finish_lanes`]): the rendezvous scores of one row all start with the
+/// row's seed.
+///
+/// Its `Debug` output is redacted: the state reveals the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SipPrefix {
+    v: [u64; 4],
+}
+
+impl SipKey {
+    /// The state after absorbing `word` (the message's first 8 bytes,
+    /// read little-endian).
+    #[inline(always)]
+    pub fn prefix(&self, word: u64) -> SipPrefix {
+        let mut h = self.start();
+        h.compress(word);
+        SipPrefix { v: h.v }
+    }
+}
+
+impl fmt::Debug for SipPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SipPrefix(<redacted>)")
+    }
+}
+
+/// The rest of a message after its first word, as SipHash absorbs it:
+/// `W` words, the last of which holds the final bytes with the whole
+/// message's length in its top byte (see [`SipTail::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SipTail<const W: usize>(pub [u64; W]);
+
+impl<const W: usize> SipTail<W> {
+    /// The tail of a message of `8 + rest.len()` bytes whose first 8
+    /// bytes are absorbed elsewhere; `None` unless `rest` fills exactly
+    /// `W` words' worth (`W - 1` full words and 0 to 7 final bytes).
+    pub fn new(rest: &[u8]) -> Option<Self> {
+        if W == 0 || rest.len() / 8 != W - 1 {
+            return None;
+        }
+        let mut words = [0u64; W];
+        for (w, piece) in words.iter_mut().zip(rest.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..piece.len()].copy_from_slice(piece);
+            *w = u64::from_le_bytes(b);
+        }
+        words[W - 1] |= ((8 + rest.len()) as u64 & 0xff) << 56;
+        Some(SipTail(words))
+    }
+}
+
+/// Tails of [`LANE_BLOCK`] messages, word by word: `[w][lane]`.
+pub type TailBlock<const W: usize> = [[u64; LANE_BLOCK]; W];
+
+/// Puts `tail` into `lane` of `block`.
+#[inline(always)]
+pub fn set_tail<const W: usize>(block: &mut TailBlock<W>, lane: usize, tail: SipTail<W>) {
+    for (words, w) in block.iter_mut().zip(tail.0) {
+        words[lane] = w;
+    }
+}
+
+/// The operation of [`finish_lanes`] for `pulp` to compile per
+/// instruction set.
+struct FinishLanes<'a, const W: usize> {
+    from: [u64; 4],
+    tails: &'a [TailBlock<W>],
+    out: &'a mut [[u64; LANE_BLOCK]],
+}
+
+impl<const W: usize> pulp::WithSimd for FinishLanes<'_, W> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let start = self.from.map(|w| [w; LANE_BLOCK]);
+        for (tail, out) in self.tails.iter().zip(self.out.iter_mut()) {
+            let mut v = start;
+            for words in tail {
+                compress_lanes(&mut v, words);
+            }
+            for w in &mut v[2] {
+                *w ^= 0xff;
+            }
+            for _ in 0..4 {
+                round_lanes(&mut v);
+            }
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = v[0][i] ^ v[1][i] ^ v[2][i] ^ v[3][i];
+            }
+        }
+    }
+}
+
+/// SipHash-2-4 of every message `prefix ‖ tail`, one per lane of
+/// `tails`, into the matching lanes of `out` (as [`Key16::siphash`] of the
+/// message's bytes would give), with `engine`'s vector instructions.
+#[inline]
+pub fn finish_lanes<const W: usize>(
+    engine: LaneEngine,
+    prefix: &SipPrefix,
+    tails: &[TailBlock<W>],
+    out: &mut [[u64; LANE_BLOCK]],
+) {
+    engine.0.dispatch(FinishLanes {
+        from: prefix.v,
+        tails,
+        out,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,6 +897,74 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// Messages that share their first word, finished side by side from
+    /// that word's state, hash as the reference implementation hashes
+    /// the whole message, on every engine and for tails of every length
+    /// the rendezvous scores use (IPv4 and IPv6) and those between.
+    #[test]
+    fn finished_lanes_match_siphasher_on_every_engine() {
+        use proptest::prelude::*;
+        fn check<const W: usize>(
+            key: &Key16,
+            first: [u8; 8],
+            rests: &[Vec<u8>],
+        ) -> Result<(), TestCaseError> {
+            let mut blocks = vec![[[0u64; LANE_BLOCK]; W]; rests.len().div_ceil(LANE_BLOCK)];
+            for (i, rest) in rests.iter().enumerate() {
+                let tail = SipTail::<W>::new(rest).expect("a tail of W words");
+                set_tail(&mut blocks[i / LANE_BLOCK], i % LANE_BLOCK, tail);
+            }
+            let sip = SipKey::new(key);
+            let prefix = sip.prefix(u64::from_le_bytes(first));
+            for engine in LaneEngine::available() {
+                let mut out = vec![[0u64; LANE_BLOCK]; blocks.len()];
+                finish_lanes(engine, &prefix, &blocks, &mut out);
+                for (i, rest) in rests.iter().enumerate() {
+                    let whole: Vec<u8> = first.iter().chain(rest).copied().collect();
+                    prop_assert_eq!(
+                        out.as_flattened()[i],
+                        key.siphash(&whole),
+                        "lane {} of {} bytes on {}",
+                        i,
+                        whole.len(),
+                        engine.name()
+                    );
+                }
+            }
+            Ok(())
+        }
+        let cases = (
+            any::<[u8; 16]>(),
+            any::<[u8; 8]>(),
+            prop::collection::vec(any::<u8>(), 23),
+            1usize..20,
+        );
+        proptest!(|((key, first, bytes, lanes) in cases)| {
+            let key = Key16::new(key);
+            for len in 0..bytes.len() {
+                let rests = vec![bytes[..len].to_vec(); lanes];
+                // Vary the lanes so that a lane mix-up shows.
+                let rests: Vec<Vec<u8>> = rests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut r)| {
+                        if let Some(b) = r.first_mut() {
+                            *b ^= i as u8;
+                        }
+                        r
+                    })
+                    .collect();
+                match len / 8 {
+                    0 => check::<1>(&key, first, &rests)?,
+                    1 => check::<2>(&key, first, &rests)?,
+                    _ => check::<3>(&key, first, &rests)?,
+                }
+            }
+        });
+        assert_eq!(SipTail::<1>::new(&[0; 8]), None, "8 bytes need two words");
+        assert_eq!(SipTail::<3>::new(&[0; 4]), None);
     }
 
     /// Operators name engines; one the CPU lacks is refused, not

@@ -12,7 +12,9 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 
-use crate::hash::Key16;
+use crate::hash::{
+    Key16, LANE_BLOCK, LaneEngine, ShortMsg, SipKey, SipTail, TailBlock, finish_lanes, set_tail,
+};
 use crate::model::{Backend, BackendState};
 
 /// Rows in a table: one per value of the 16 hash bits that pick a row.
@@ -61,10 +63,34 @@ pub fn apply_swap_rule(backends: &[Backend], primary: usize, secondary: usize) -
     }
 }
 
-struct Candidate {
-    index: usize,
-    key: [u8; 16],
-    len: usize,
+/// The usable backends of one address family, eight to a block of
+/// vector lanes: what of each one's score message follows the row seed
+/// (`W` words: 1 for the 4 bytes of IPv4, 3 for the 16 of IPv6) and its
+/// index in JSON order. The last block's spare lanes are hashed too and
+/// ignored.
+struct Family<const W: usize> {
+    tails: Vec<TailBlock<W>>,
+    index: Vec<usize>,
+}
+
+impl<const W: usize> Family<W> {
+    fn new<'a>(members: impl Iterator<Item = (usize, &'a [u8])>) -> Family<W> {
+        let mut f = Family {
+            tails: Vec::new(),
+            index: Vec::new(),
+        };
+        for (index, addr) in members {
+            let lane = f.index.len() % LANE_BLOCK;
+            if lane == 0 {
+                f.tails.push([[0; LANE_BLOCK]; W]);
+            }
+            let tail = SipTail::<W>::new(addr).expect("an address of the family's length");
+            let block = f.tails.last_mut().expect("pushed above");
+            set_tail(block, lane, tail);
+            f.index.push(index);
+        }
+        f
+    }
 }
 
 /// Fills all [`ROWS`] rows for `backends` (in JSON order, inactive
@@ -78,18 +104,30 @@ pub fn fill_rows<R: Send>(
     rows: &mut [R; ROWS],
     make: impl Fn(u32, u32) -> R + Sync,
 ) {
-    let candidates: Vec<Candidate> = backends
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.state != BackendState::Inactive)
-        .map(|(index, b)| {
-            let (key, len) = addr_key(&b.addr);
-            Candidate { index, key, len }
-        })
-        .collect();
-    if candidates.is_empty() {
+    let usable = || {
+        backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.state != BackendState::Inactive)
+    };
+    let keys: Vec<([u8; 16], usize)> = backends.iter().map(|b| addr_key(&b.addr)).collect();
+    let members = |len: usize| {
+        let keys = &keys;
+        usable()
+            .filter(move |(i, _)| keys[*i].1 == len)
+            .map(move |(i, _)| (i, &keys[i].0[..len]))
+    };
+    let v4 = Family::<1>::new(members(4));
+    let v6 = Family::<3>::new(members(16));
+    if v4.index.is_empty() && v6.index.is_empty() {
         return;
     }
+    let scorer = Scorer {
+        key: SipKey::new(seed),
+        engine: LaneEngine::detect(),
+        v4,
+        v6,
+    };
     // Rows are independent, so split them across cores; for small tables the
     // thread start-up is still far below a millisecond.
     let threads = std::thread::available_parallelism()
@@ -99,11 +137,14 @@ pub fn fill_rows<R: Send>(
     let chunk = ROWS.div_ceil(threads);
     std::thread::scope(|scope| {
         for (n, part) in rows.chunks_mut(chunk).enumerate() {
-            let (candidates, make) = (&candidates, &make);
+            let (scorer, make) = (&scorer, &make);
             scope.spawn(move || {
                 let first = n * chunk;
+                let mut out4 = vec![[0u64; LANE_BLOCK]; scorer.v4.tails.len()];
+                let mut out6 = vec![[0u64; LANE_BLOCK]; scorer.v6.tails.len()];
                 for (offset, row) in part.iter_mut().enumerate() {
-                    let (p, s) = compute_row(seed, backends, candidates, (first + offset) as u32);
+                    let (p, s) = scorer.best_two((first + offset) as u32, &mut out4, &mut out6);
+                    let (p, s) = apply_swap_rule(backends, p, s);
                     *row = make(p as u32, s as u32);
                 }
             });
@@ -111,38 +152,59 @@ pub fn fill_rows<R: Send>(
     });
 }
 
-fn compute_row(
-    seed: &Key16,
-    backends: &[Backend],
-    candidates: &[Candidate],
-    row: u32,
-) -> (usize, usize) {
-    // The 8-byte row seed is exactly one SipHash block: absorb it once and
-    // clone the state for each backend instead of rehashing it.
-    let mut base = seed.hasher();
-    base.write(&row_seed(seed, row));
+/// Everything a row's ranking needs, shared by the threads.
+struct Scorer {
+    key: SipKey,
+    engine: LaneEngine,
+    v4: Family<1>,
+    v6: Family<3>,
+}
 
-    // Only the two lowest scores matter; ties keep JSON order.
-    let mut best = (u64::MAX, usize::MAX);
-    let mut second = (u64::MAX, usize::MAX);
-    for c in candidates {
-        let mut h = base;
-        h.write(&c.key[..c.len]);
-        let s = (h.finish().swap_bytes(), c.index);
-        if s < best {
-            second = best;
-            best = s;
-        } else if s < second {
-            second = s;
+impl Scorer {
+    /// The indexes of the row's two lowest scores (ties keep JSON order);
+    /// the same index twice when there is one candidate. `out4` and `out6`
+    /// are scratch space, a block per block of each family.
+    fn best_two(
+        &self,
+        row: u32,
+        out4: &mut [[u64; LANE_BLOCK]],
+        out6: &mut [[u64; LANE_BLOCK]],
+    ) -> (usize, usize) {
+        // Every score message starts with the 8-byte row seed, exactly one
+        // SipHash word: absorb it once, then finish all backends' messages
+        // side by side in vector lanes.
+        let row_seed = self
+            .key
+            .hash_short(ShortMsg::from_bytes(&row.to_be_bytes()));
+        let prefix = self.key.prefix(row_seed);
+        finish_lanes(self.engine, &prefix, &self.v4.tails, out4);
+        finish_lanes(self.engine, &prefix, &self.v6.tails, out6);
+
+        let mut best = (u64::MAX, usize::MAX);
+        let mut second = (u64::MAX, usize::MAX);
+        let scored = self
+            .v4
+            .index
+            .iter()
+            .zip(out4.as_flattened())
+            .chain(self.v6.index.iter().zip(out6.as_flattened()));
+        for (&index, &hash) in scored {
+            // Scores compare as the hash's bytes read big-endian.
+            let s = (hash.swap_bytes(), index);
+            if s < best {
+                second = best;
+                best = s;
+            } else if s < second {
+                second = s;
+            }
         }
+        let secondary = if second.1 == usize::MAX {
+            best.1
+        } else {
+            second.1
+        };
+        (best.1, secondary)
     }
-    let primary = best.1;
-    let secondary = if second.1 == usize::MAX {
-        primary
-    } else {
-        second.1
-    };
-    apply_swap_rule(backends, primary, secondary)
 }
 
 #[cfg(test)]
