@@ -30,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CPU_PER_SECOND_TARGET: f64 = 0.2;
 const RSS_TARGET_MB: f64 = 100.0;
+/// The scale the CPU and memory targets are set for; at any other only
+/// rounds on time and false failures have one.
+const TARGETS_WITH_LIMITS: usize = 5000;
 
 /// Set in a listener process: `FIRST,COUNT`, the targets it serves.
 const LISTENER_ROLE: &str = "GLB_BENCH_LISTENERS";
@@ -499,18 +502,26 @@ fn main() {
     both(
         "daemon CPU-s/s",
         &|f| format!("{:.3}", f.cpu_rate()),
-        format!(
-            "target < {CPU_PER_SECOND_TARGET}  {}",
-            verdict(a.cpu_rate() < CPU_PER_SECOND_TARGET)
-        ),
+        if targets == TARGETS_WITH_LIMITS {
+            format!(
+                "target < {CPU_PER_SECOND_TARGET}  {}",
+                verdict(a.cpu_rate() < CPU_PER_SECOND_TARGET)
+            )
+        } else {
+            format!("target < {CPU_PER_SECOND_TARGET} at {TARGETS_WITH_LIMITS} targets; none here")
+        },
     );
     both(
         "daemon peak RSS",
         &|f| format!("{:.1} MB", f.rss_mb),
-        format!(
-            "target < {RSS_TARGET_MB} MB  {}",
-            verdict(a.rss_mb < RSS_TARGET_MB)
-        ),
+        if targets == TARGETS_WITH_LIMITS {
+            format!(
+                "target < {RSS_TARGET_MB} MB  {}",
+                verdict(a.rss_mb < RSS_TARGET_MB)
+            )
+        } else {
+            format!("target < {RSS_TARGET_MB} MB at {TARGETS_WITH_LIMITS} targets; none here")
+        },
     );
     both(
         "listeners' CPU-s/s",
