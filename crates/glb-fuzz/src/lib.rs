@@ -10,6 +10,7 @@
 //! | `table_json` | forwarding-table JSON into the compiler's and the checker's parsers; what compiles must load |
 //! | `director_conf` | `director.conf` |
 //! | `healthcheck_conf` | `healthcheck.conf` |
+//! | `http_response` | an answer to the health checker's `http` check: head, body framing, redirect target |
 //! | `pcap` | a capture file into glb-director-pcap's replay: an error leaves no output and no temporary file |
 //!
 //! `script/fuzz SECONDS` drives them with libFuzzer (coverage-guided);
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("table_json", targets::table_json),
     ("director_conf", targets::director_conf),
     ("healthcheck_conf", targets::healthcheck_conf),
+    ("http_response", targets::http_response),
     ("pcap", targets::pcap),
 ];
 

@@ -114,6 +114,26 @@ pub fn healthcheck_conf(data: &[u8]) {
     let _ = glb_healthcheck::config::Config::parse("healthcheck.conf", text);
 }
 
+/// An answer to the health checker's `http` check: the head parser, the
+/// body framing, and a redirect's `Location` resolved against a request.
+pub fn http_response(data: &[u8]) {
+    use glb_healthcheck::http;
+    let Ok(Some(head)) = http::parse_head(data) else {
+        return;
+    };
+    assert!(head.len <= data.len(), "a head longer than the input");
+    let body = &data[head.len..];
+    if let http::BodyEnd::Complete(n) = http::body_end(head.framing, body) {
+        assert!(n <= body.len(), "a body end past the input");
+    }
+    if let Some(location) = &head.location {
+        if let Ok(next) = http::resolve_location("127.0.0.1:8080", "/a/b?q", location) {
+            assert!(next.path.starts_with('/'), "a redirect to {:?}", next.path);
+            assert!(http::request_target(&next.path).is_some());
+        }
+    }
+}
+
 /// A capture into glb-director-pcap's replay, through real files: an
 /// error must leave no output and no temporary file, a success a capture
 /// the reader reads back.
