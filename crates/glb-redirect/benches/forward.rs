@@ -103,25 +103,9 @@ fn main() {
     // Killed by a timeout, the bench still removes its namespaces.
     glb_testkit::netns::remove_on_signals();
     let p = unique_prefix("bench");
-    let gen_ns = Netns::create(format!("{p}-gen"));
     let px = Netns::create(format!("{p}-px"));
-    let sink = Netns::create(format!("{p}-sink"));
-    link(
-        &px,
-        "to-gen",
-        "10.202.1.1/24",
-        &gen_ns,
-        "eth0",
-        "10.202.1.2/24",
-    );
-    link(
-        &px,
-        "to-sink",
-        "10.202.2.1/24",
-        &sink,
-        "eth0",
-        "10.202.2.2/24",
-    );
+    let gen_ns = spoke(&px, &p, "gen", "10.202.1");
+    let sink = spoke(&px, &p, "sink", "10.202.2");
     gen_ns.ip(&["route", "add", "default", "via", "10.202.1.1"]);
     px.ip(&[
         "route",

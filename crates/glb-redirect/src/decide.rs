@@ -294,6 +294,30 @@ mod tests {
         v
     }
 
+    /// The client's ACK to VIP:80: a packet of a flow that may be
+    /// established, so classified as needing a lookup.
+    fn client_ack() -> Vec<u8> {
+        ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x10))
+    }
+
+    /// A lookup of the socket `local`:`local_port` ↔ `remote`:`remote_port`.
+    fn lookup(local: IpAddr, local_port: u16, remote: IpAddr, remote_port: u16) -> Class {
+        Class::Lookup(SocketKey {
+            local,
+            local_port,
+            remote,
+            remote_port,
+        })
+    }
+
+    /// A router's ICMP "fragmentation needed" (MTU 1500) to the VIP,
+    /// quoting `quoted`.
+    fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+        let mut icmp_msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
+        icmp_msg.extend_from_slice(quoted);
+        ipv4(1, Ipv4Addr::new(203, 0, 113, 1), VIP, &icmp_msg)
+    }
+
     #[test]
     fn syn_is_local() {
         let inner = ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x02));
@@ -306,16 +330,10 @@ mod tests {
 
     #[test]
     fn ack_needs_lookup_of_the_local_side() {
-        let inner = ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x10));
-        let p = classify(&gue(4, 0, &[P2], &inner)).unwrap();
+        let p = classify(&gue(4, 0, &[P2], &client_ack())).unwrap();
         assert_eq!(
             p.class,
-            Class::Lookup(SocketKey {
-                local: IpAddr::V4(VIP),
-                local_port: 80,
-                remote: IpAddr::V4(CLIENT),
-                remote_port: 40000,
-            })
+            lookup(IpAddr::V4(VIP), 80, IpAddr::V4(CLIENT), 40000)
         );
     }
 
@@ -341,31 +359,18 @@ mod tests {
     fn frag_needed_looks_up_the_reversed_quoted_flow() {
         // The quoted packet went VIP:80 -> CLIENT:40000.
         let quoted = ipv4(6, VIP, CLIENT, &tcp_hdr(80, 40000, 0x10)[..8]);
-        let mut icmp_msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
-        icmp_msg.extend_from_slice(&quoted);
-        let inner = ipv4(1, Ipv4Addr::new(203, 0, 113, 1), VIP, &icmp_msg);
-        let p = classify(&gue(4, 0, &[P2], &inner)).unwrap();
+        let p = classify(&gue(4, 0, &[P2], &frag_needed(&quoted))).unwrap();
         assert_eq!(
             p.class,
-            Class::Lookup(SocketKey {
-                local: IpAddr::V4(VIP),
-                local_port: 80,
-                remote: IpAddr::V4(CLIENT),
-                remote_port: 40000,
-            })
+            lookup(IpAddr::V4(VIP), 80, IpAddr::V4(CLIENT), 40000)
         );
         // Quoting UDP: nothing to look up.
         let quoted = ipv4(17, VIP, CLIENT, &[0, 53, 0x9c, 0x40, 0, 8, 0, 0]);
-        let mut icmp_msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
-        icmp_msg.extend_from_slice(&quoted);
-        let inner = ipv4(1, Ipv4Addr::new(203, 0, 113, 1), VIP, &icmp_msg);
-        let p = classify(&gue(4, 0, &[P2], &inner)).unwrap();
+        let p = classify(&gue(4, 0, &[P2], &frag_needed(&quoted))).unwrap();
         assert_eq!(p.class, Class::Local(LocalReason::Icmp));
         // Quoted ports cut off.
         let quoted = ipv4(6, VIP, CLIENT, &[]);
-        let mut icmp_msg = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
-        icmp_msg.extend_from_slice(&quoted[..20]);
-        let inner = ipv4(1, Ipv4Addr::new(203, 0, 113, 1), VIP, &icmp_msg);
+        let inner = frag_needed(&quoted[..20]);
         assert_eq!(
             classify(&gue(4, 0, &[P2], &inner)),
             Err(DropReason::Truncated)
@@ -378,15 +383,7 @@ mod tests {
         let v6: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
         let inner = ipv6(6, c6, v6, &tcp_hdr(5555, 443, 0x18));
         let p = classify(&gue(41, 0, &[P2], &inner)).unwrap();
-        assert_eq!(
-            p.class,
-            Class::Lookup(SocketKey {
-                local: IpAddr::V6(v6),
-                local_port: 443,
-                remote: IpAddr::V6(c6),
-                remote_port: 5555,
-            })
-        );
+        assert_eq!(p.class, lookup(IpAddr::V6(v6), 443, IpAddr::V6(c6), 5555));
         assert_eq!(p.inner_len, 60);
         let inner = ipv6(6, c6, v6, &tcp_hdr(5555, 443, 0x02));
         assert_eq!(
@@ -400,12 +397,7 @@ mod tests {
         let inner = ipv6(58, "2001:db8:ff::1".parse().unwrap(), v6, &msg);
         assert_eq!(
             classify(&gue(41, 0, &[P2], &inner)).unwrap().class,
-            Class::Lookup(SocketKey {
-                local: IpAddr::V6(v6),
-                local_port: 443,
-                remote: IpAddr::V6(c6),
-                remote_port: 5555,
-            })
+            lookup(IpAddr::V6(v6), 443, IpAddr::V6(c6), 5555)
         );
         // Echo request.
         let inner = ipv6(58, c6, v6, &[128, 0, 0, 0, 0, 1, 0, 1]);
@@ -423,7 +415,7 @@ mod tests {
 
     #[test]
     fn malformed_gue_is_dropped_with_its_reason() {
-        let inner = ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x10));
+        let inner = client_ack();
         let good = gue(4, 0, &[P2], &inner);
 
         let mut b = good.clone();
@@ -475,47 +467,36 @@ mod tests {
 
     #[test]
     fn second_chance_walks_the_hop_list() {
-        let inner = ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x10));
-        let not_self = |_| false;
+        let last_resort = Verdict::Local(LocalReason::LastResort);
+        // (next_hop, hops, verdict when no hop is this host)
+        let cases: [(u8, &[Ipv4Addr], Verdict); 5] = [
+            (0, &[P2, P3], Verdict::Forward(P2)),
+            (1, &[P2, P3], Verdict::Forward(P3)),
+            (2, &[P2, P3], last_resort),
+            (7, &[P2, P3], last_resort),
+            (0, &[], last_resort),
+        ];
+        for (next_hop, hops, want) in cases {
+            let b = gue(4, next_hop, hops, &client_ack());
+            let p = classify(&b).unwrap();
+            assert_eq!(
+                second_chance(&b, &p, |_| false),
+                want,
+                "next_hop {next_hop} of {hops:?}"
+            );
+        }
 
-        let b = gue(4, 0, &[P2, P3], &inner);
+        let b = gue(4, 1, &[P2, P3], &client_ack());
         let p = classify(&b).unwrap();
-        assert_eq!(second_chance(&b, &p, not_self), Verdict::Forward(P2));
-
-        let b = gue(4, 1, &[P2, P3], &inner);
-        let p = classify(&b).unwrap();
-        assert_eq!(second_chance(&b, &p, not_self), Verdict::Forward(P3));
         assert_eq!(
             second_chance(&b, &p, |h| h == P3),
             Verdict::Local(LocalReason::ToSelf)
-        );
-
-        let b = gue(4, 2, &[P2, P3], &inner);
-        let p = classify(&b).unwrap();
-        assert_eq!(
-            second_chance(&b, &p, not_self),
-            Verdict::Local(LocalReason::LastResort)
-        );
-
-        let b = gue(4, 7, &[P2, P3], &inner);
-        let p = classify(&b).unwrap();
-        assert_eq!(
-            second_chance(&b, &p, not_self),
-            Verdict::Local(LocalReason::LastResort)
-        );
-
-        let b = gue(4, 0, &[], &inner);
-        let p = classify(&b).unwrap();
-        assert_eq!(
-            second_chance(&b, &p, not_self),
-            Verdict::Local(LocalReason::LastResort)
         );
     }
 
     #[test]
     fn never_panics_on_any_prefix_or_byte_flip() {
-        let inner = ipv4(6, CLIENT, VIP, &tcp_hdr(40000, 80, 0x10));
-        let good = gue(4, 0, &[P2, P3], &inner);
+        let good = gue(4, 0, &[P2, P3], &client_ack());
         for cut in 0..=good.len() {
             let _ = classify(&good[..cut]);
         }

@@ -27,11 +27,11 @@ use std::time::Duration;
 use glb_core::wire::{ip_proto, ipv4, udp};
 use socket2::Socket;
 
-use crate::counters::{Counter, Local, Shared};
+use crate::counters::{Counter, Shared};
 use crate::decide::{DropReason, Verdict};
 use crate::forward;
-use crate::sys::{self, Ring, SendItem};
-use crate::worker::{self, Decider, Decision, LocalAddrs, is_idle, warn_once};
+use crate::sys::{self, SendItem};
+use crate::worker::{Batch, Decider, Decision, LocalAddrs, warn_once};
 
 const NETLINK_NETFILTER: libc::c_int = 12;
 const NLMSG_HDR_LEN: usize = 16;
@@ -262,18 +262,15 @@ impl NfQueue {
 /// A worker serving one queue.
 pub struct NfqWorker {
     nfq: NfQueue,
-    raw: Socket,
     decider: Decider,
-    ring: Ring,
-    shared: Arc<Shared>,
-    local: Local,
+    batch: Batch,
     queued: Vec<(usize, Queued)>,
     scratch: Vec<Queued>,
     decisions: Vec<Decision>,
-    sends: Vec<SendItem>,
     send_ids: Vec<u32>,
     verdicts: Vec<u8>,
-    warned: [bool; 3],
+    /// Whether a failed send of `verdicts` has been logged.
+    warned_verdicts: bool,
 }
 
 impl std::fmt::Debug for NfqWorker {
@@ -297,56 +294,38 @@ impl NfqWorker {
         let batch = batch.max(1);
         Ok(NfqWorker {
             nfq,
-            raw: worker::raw_socket()?,
+            batch: Batch::new(batch, COPY_RANGE as usize + MSG_OVERHEAD, 0, shared)?,
             decider: Decider::new(batch, addrs, extra_local, allow)?,
-            ring: Ring::new(batch, COPY_RANGE as usize + MSG_OVERHEAD, 0),
-            shared,
-            local: Local::default(),
             queued: Vec::with_capacity(batch),
             scratch: Vec::new(),
             decisions: Vec::with_capacity(batch),
-            sends: Vec::with_capacity(batch),
             send_ids: Vec::with_capacity(batch),
             verdicts: Vec::with_capacity(batch * 32),
-            warned: [false; 3],
+            warned_verdicts: false,
         })
     }
 
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            self.shared.pass();
-            let n = match self.ring.recv(self.nfq.sock.as_fd(), 0) {
-                Ok(n) => n,
-                Err(e) if is_idle(&e) => continue,
-                Err(e) => {
-                    self.local.bump(Counter::ReceiveErrors);
-                    warn_once(&mut self.warned[2], "receive from NFQUEUE", &e);
-                    self.publish();
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            self.process(n);
-            self.publish();
+            let from = self.nfq.sock.as_fd();
+            if let Some(n) = self.batch.receive(from, "receive from NFQUEUE") {
+                self.process(n);
+                self.batch.publish();
+            }
         }
-    }
-
-    fn publish(&mut self) {
-        self.shared.add(&self.local);
-        self.local.clear();
     }
 
     fn process(&mut self, n: usize) {
         self.queued.clear();
         for i in 0..n {
             self.scratch.clear();
-            parse_datagram(self.ring.payload(i), &mut self.scratch);
+            parse_datagram(self.batch.ring.payload(i), &mut self.scratch);
             self.queued.extend(self.scratch.iter().map(|q| (i, *q)));
         }
         let m = self.queued.len();
-        self.local.add(Counter::Total, m as u64);
-        let (ring, queued) = (&self.ring, &self.queued);
+        self.batch.local.add(Counter::Total, m as u64);
+        let (ring, queued) = (&self.batch.ring, &self.queued);
         self.decider.decide(
             m,
             |j| {
@@ -357,33 +336,33 @@ impl NfqWorker {
                     .ok_or(DropReason::Truncated)?;
                 gue_of(pkt)
             },
-            &mut self.local,
+            &mut self.batch.local,
             &mut self.decisions,
         );
 
         self.verdicts.clear();
-        self.sends.clear();
+        self.batch.sends.clear();
         self.send_ids.clear();
         let queue = self.nfq.queue;
         for j in 0..m {
             let (slot, q) = self.queued[j];
             let verdict = match self.decisions[j].verdict {
                 Verdict::Drop(d) => {
-                    self.local.bump(Counter::dropped(d));
+                    self.batch.local.bump(Counter::dropped(d));
                     NF_DROP
                 }
                 Verdict::Local(r) => {
-                    self.local.bump(Counter::local(r));
+                    self.batch.local.bump(Counter::local(r));
                     NF_ACCEPT
                 }
                 Verdict::Forward(hop) => {
                     // The ring has no headroom, so slot offsets are
                     // payload offsets.
-                    let frame = self.ring.frame_mut(slot, q.start + q.len);
+                    let frame = self.batch.ring.frame_mut(slot, q.start + q.len);
                     match forward::rewrite_in_place(&mut frame[q.start..], hop) {
                         Ok(()) => {
                             let len = ipv4::Packet::new_unchecked(&frame[q.start..]).total_len();
-                            self.sends.push(SendItem {
+                            self.batch.sends.push(SendItem {
                                 slot,
                                 start: q.start,
                                 len: usize::from(len),
@@ -391,7 +370,7 @@ impl NfqWorker {
                             });
                             self.send_ids.push(q.id);
                         }
-                        Err(_) => self.local.bump(Counter::ForwardErrors),
+                        Err(_) => self.batch.local.bump(Counter::ForwardErrors),
                     }
                     // The rewritten copy leaves from the raw socket.
                     NF_DROP
@@ -399,17 +378,10 @@ impl NfqWorker {
             };
             encode_verdict(&mut self.verdicts, queue, q.id, verdict);
         }
-        if !self.sends.is_empty() {
-            let (sent, failed, err) = self.ring.send(self.raw.as_fd(), &self.sends);
-            self.local.add(Counter::ForwardedToAlternate, sent as u64);
-            self.local.add(Counter::ForwardErrors, failed as u64);
-            if let Some(e) = err {
-                warn_once(&mut self.warned[1], "forwarding on the raw socket", &e);
-            }
-        }
+        self.batch.send_forwarded();
         if !self.verdicts.is_empty() {
             if let Err(e) = self.nfq.sock.send(&self.verdicts) {
-                warn_once(&mut self.warned[0], "sending NFQUEUE verdicts", &e);
+                warn_once(&mut self.warned_verdicts, "sending NFQUEUE verdicts", &e);
             }
         }
     }

@@ -15,7 +15,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -266,19 +266,91 @@ impl Decider {
     }
 }
 
+/// What both front ends (the GUE socket's [`Worker`] and the NFQUEUE
+/// one) do around their decisions: receive a batch into the ring, send
+/// the forwarded packets from the raw socket, and gather the counters
+/// that are published once per batch.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) ring: Ring,
+    raw: Socket,
+    /// The batch's forwarded packets, sent by [`Batch::send_forwarded`].
+    pub(crate) sends: Vec<SendItem>,
+    shared: Arc<Shared>,
+    pub(crate) local: Local,
+    warned_receive: bool,
+    warned_send: bool,
+}
+
+impl Batch {
+    /// A ring of `slots` slots of `slot_len` bytes after `headroom`, and
+    /// the raw socket forwarded packets leave by.
+    pub(crate) fn new(
+        slots: usize,
+        slot_len: usize,
+        headroom: usize,
+        shared: Arc<Shared>,
+    ) -> io::Result<Batch> {
+        Ok(Batch {
+            ring: Ring::new(slots, slot_len, headroom),
+            raw: raw_socket()?,
+            sends: Vec::with_capacity(slots),
+            shared,
+            local: Local::default(),
+            warned_receive: false,
+            warned_send: false,
+        })
+    }
+
+    /// Receives the next batch from `from` into the ring: how many
+    /// arrived, or `None` when nothing did before the wake-up or the
+    /// receive failed (counted, warned about once as `what`, and waited
+    /// out briefly so a lasting error does not spin).
+    pub(crate) fn receive(&mut self, from: BorrowedFd<'_>, what: &str) -> Option<usize> {
+        self.shared.pass();
+        match self.ring.recv(from, 0) {
+            Ok(n) => Some(n),
+            Err(e) if is_idle(&e) => None,
+            Err(e) => {
+                self.local.bump(Counter::ReceiveErrors);
+                warn_once(&mut self.warned_receive, what, &e);
+                self.publish();
+                std::thread::sleep(Duration::from_millis(10));
+                None
+            }
+        }
+    }
+
+    /// Sends [`Batch::sends`] from the raw socket and counts the outcome.
+    pub(crate) fn send_forwarded(&mut self) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let (sent, failed, err) = self.ring.send(self.raw.as_fd(), &self.sends);
+        self.local.add(Counter::ForwardedToAlternate, sent as u64);
+        self.local.add(Counter::ForwardErrors, failed as u64);
+        if let Some(e) = err {
+            warn_once(&mut self.warned_send, "forwarding on the raw socket", &e);
+        }
+    }
+
+    /// Adds the batch's counters to the shared ones.
+    pub(crate) fn publish(&mut self) {
+        self.shared.add(&self.local);
+        self.local.clear();
+    }
+}
+
 /// One worker's sockets, buffers and counters.
 pub struct Worker {
     settings: Settings,
     udp: Socket,
-    raw: Socket,
     tun: Tun,
+    /// Whether a failed delivery to `tun` has been logged.
+    warned_delivery: bool,
     decider: Decider,
-    ring: Ring,
-    shared: Arc<Shared>,
-    local: Local,
+    batch: Batch,
     decisions: Vec<Decision>,
-    sends: Vec<SendItem>,
-    warned: [bool; 3],
 }
 
 impl std::fmt::Debug for Worker {
@@ -303,20 +375,18 @@ impl Worker {
         let batch = settings.batch.max(1);
         Ok(Worker {
             udp,
-            raw: raw_socket()?,
             tun,
+            warned_delivery: false,
+            // The raw socket first, so that without the privilege for it
+            // that is the error reported, as it always was.
+            batch: Batch::new(batch, MAX_DATAGRAM, OUTER_LEN, shared)?,
             decider: Decider::new(
                 batch,
                 addrs,
                 settings.extra_local.clone(),
                 settings.allow.clone(),
             )?,
-            ring: Ring::new(batch, MAX_DATAGRAM, OUTER_LEN),
-            shared,
-            local: Local::default(),
             decisions: Vec::with_capacity(batch),
-            sends: Vec::with_capacity(batch),
-            warned: [false; 3],
             settings,
         })
     }
@@ -324,32 +394,17 @@ impl Worker {
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            self.shared.pass();
-            let n = match self.ring.recv(self.udp.as_fd(), 0) {
-                Ok(n) => n,
-                Err(e) if is_idle(&e) => continue,
-                Err(e) => {
-                    self.local.bump(Counter::ReceiveErrors);
-                    warn_once(&mut self.warned[2], "receive", &e);
-                    self.publish();
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            self.process(n);
-            self.publish();
+            if let Some(n) = self.batch.receive(self.udp.as_fd(), "receive") {
+                self.process(n);
+                self.batch.publish();
+            }
         }
-    }
-
-    fn publish(&mut self) {
-        self.shared.add(&self.local);
-        self.local.clear();
     }
 
     /// Handles the `n` datagrams the last receive left in the ring.
     pub fn process(&mut self, n: usize) {
-        self.local.add(Counter::Total, n as u64);
-        let ring = &self.ring;
+        self.batch.local.add(Counter::Total, n as u64);
+        let ring = &self.batch.ring;
         self.decider.decide(
             n,
             |i| {
@@ -360,29 +415,33 @@ impl Worker {
                     Ok((ring.payload(i), m.dst, m.src.map(|a| *a.ip())))
                 }
             },
-            &mut self.local,
+            &mut self.batch.local,
             &mut self.decisions,
         );
 
-        self.sends.clear();
+        self.batch.sends.clear();
         for i in 0..n {
-            let meta = self.ring.meta[i];
+            let meta = self.batch.ring.meta[i];
             let Decision { verdict, parsed } = self.decisions[i];
             match (verdict, parsed) {
-                (Verdict::Drop(d), _) => self.local.bump(Counter::dropped(d)),
+                (Verdict::Drop(d), _) => self.batch.local.bump(Counter::dropped(d)),
                 (Verdict::Local(r), Some(p)) => {
-                    self.local.bump(Counter::local(r));
-                    let inner = p.inner(self.ring.payload(i));
+                    self.batch.local.bump(Counter::local(r));
+                    let inner = p.inner(self.batch.ring.payload(i));
                     if let Err(e) = self.tun.write_packet(inner) {
-                        self.local.bump(Counter::LocalDeliveryErrors);
-                        warn_once(&mut self.warned[0], "local delivery to the TUN device", &e);
+                        self.batch.local.bump(Counter::LocalDeliveryErrors);
+                        warn_once(
+                            &mut self.warned_delivery,
+                            "local delivery to the TUN device",
+                            &e,
+                        );
                     }
                 }
                 (Verdict::Forward(hop), Some(_)) => {
                     let listen = *self.settings.listen.ip();
                     let Some(src) = meta.dst.or((!listen.is_unspecified()).then_some(listen))
                     else {
-                        self.local.bump(Counter::ForwardErrors);
+                        self.batch.local.bump(Counter::ForwardErrors);
                         continue;
                     };
                     let outer = Outer {
@@ -394,29 +453,21 @@ impl Worker {
                         ttl: meta.ttl.unwrap_or(64),
                         udp_checksum: self.settings.udp_checksum,
                     };
-                    match forward::build(self.ring.frame_mut(i, meta.len), &outer) {
-                        Ok(()) => self.sends.push(SendItem {
+                    match forward::build(self.batch.ring.frame_mut(i, meta.len), &outer) {
+                        Ok(()) => self.batch.sends.push(SendItem {
                             slot: i,
                             start: 0,
                             len: OUTER_LEN + meta.len,
                             to: SocketAddrV4::new(hop, 0),
                         }),
-                        Err(_) => self.local.bump(Counter::ForwardErrors),
+                        Err(_) => self.batch.local.bump(Counter::ForwardErrors),
                     }
                 }
                 // A local or forward verdict always comes with a parse.
-                (_, None) => self.local.bump(Counter::ForwardErrors),
+                (_, None) => self.batch.local.bump(Counter::ForwardErrors),
             }
         }
-
-        if !self.sends.is_empty() {
-            let (sent, failed, err) = self.ring.send(self.raw.as_fd(), &self.sends);
-            self.local.add(Counter::ForwardedToAlternate, sent as u64);
-            self.local.add(Counter::ForwardErrors, failed as u64);
-            if let Some(e) = err {
-                warn_once(&mut self.warned[1], "forwarding on the raw socket", &e);
-            }
-        }
+        self.batch.send_forwarded();
     }
 }
 

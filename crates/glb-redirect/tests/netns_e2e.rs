@@ -15,7 +15,6 @@ mod support;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, UdpSocket};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -453,8 +452,7 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
     p1.wait_stats("the probe counted as ICMP taken locally", |s| {
         s.get(Counter::AcceptedIcmp) >= 1
     });
-    p1.assert_running();
-    p1.assert_accounted();
+    p1.assert_running_and_accounted();
 }
 
 /// The same story with IPv6 inside the GUE (protocol 41): SYN taken
@@ -562,54 +560,29 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
             "glb_redirect.total_packets:1|c"
         ]
     );
-    let gone = Command::new("ip")
-        .args(["-n", &ns.name, "link", "show", "glbr0"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!gone.success(), "the TUN device outlived the daemon");
+    assert!(!ns.has_link("glbr0"), "the TUN device outlived the daemon");
 
     // The GUE port is taken by a socket that does not share it.
     let _taken = ns.enter(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 19523)).unwrap());
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            env!("CARGO_BIN_EXE_glb-redirect"),
-        ])
-        .args(["--tun", "glbr1", "--stats-file"])
-        .arg(tmp.path().join("taken.stats"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let taken_stats = tmp.path().join("taken.stats");
+    let err = start_refused(&ns, &["--tun", "glbr1"], &taken_stats);
     assert!(
         err.contains("cannot bind UDP 0.0.0.0:19523"),
         "stderr: {err}"
     );
-    assert!(!tmp.path().join("taken.stats").exists());
+    assert!(!taken_stats.exists());
 
     // A TUN name the kernel cannot take.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            env!("CARGO_BIN_EXE_glb-redirect"),
-        ])
-        .args([
+    let err = start_refused(
+        &ns,
+        &[
             "--tun",
             "a-name-far-too-long-for-linux",
             "--listen",
             "127.0.0.1:19600",
-        ])
-        .arg("--stats-file")
-        .arg(tmp.path().join("name.stats"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+        ],
+        &tmp.path().join("name.stats"),
+    );
     assert!(err.contains("interface name"), "stderr: {err}");
 }
 
@@ -713,8 +686,7 @@ fn unlisted_sources_and_hops_are_dropped_and_counted() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    p1.assert_running();
-    p1.assert_accounted();
+    p1.assert_running_and_accounted();
 }
 
 /// A second daemon on the same port and TUN device refuses to start,
@@ -723,20 +695,11 @@ fn unlisted_sources_and_hops_are_dropped_and_counted() {
 fn a_second_instance_is_refused_naming_the_first() {
     let t = topology("twice");
     let mut first = Daemon::start("first", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
-    let second = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.px1.name,
-            env!("CARGO_BIN_EXE_glb-redirect"),
-        ])
-        .args(["--tun", "glbr0", "--no-sysctl"])
-        .arg("--stats-file")
-        .arg(t.tmp.path().join("second.stats"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success());
+    let err = start_refused(
+        &t.px1,
+        &["--tun", "glbr0", "--no-sysctl"],
+        &t.tmp.path().join("second.stats"),
+    );
     assert!(
         err.contains(&format!(
             "another glb-redirect (pid {}) already serves UDP port 19523",
@@ -753,20 +716,7 @@ fn a_second_instance_is_refused_naming_the_first() {
 
     let dir_stats = t.tmp.path().join("stats-dir");
     std::fs::create_dir(&dir_stats).unwrap();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.px2.name,
-            env!("CARGO_BIN_EXE_glb-redirect"),
-        ])
-        .args(["--tun", "glbr1", "--no-sysctl"])
-        .arg("--stats-file")
-        .arg(&dir_stats)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = start_refused(&t.px2, &["--tun", "glbr1", "--no-sysctl"], &dir_stats);
     assert!(err.contains("is a directory, not a file"), "{err}");
     assert_eq!(std::fs::read_dir(&dir_stats).unwrap().count(), 0);
     assert!(

@@ -49,16 +49,8 @@ fn nfqueue_mode_gives_verdicts_and_forwards() {
     require_root_and_ip();
     require_iptables();
     let p = unique_prefix("nfq");
-    let dir = Netns::create(format!("{p}-dir"));
     let px = Netns::create(format!("{p}-px"));
-    link(
-        &px,
-        "to-dir",
-        "10.203.1.1/24",
-        &dir,
-        "eth0",
-        "10.203.1.2/24",
-    );
+    let dir = spoke(&px, &p, "dir", "10.203.1");
     run(&[
         "ip",
         "netns",
@@ -167,6 +159,5 @@ fn nfqueue_mode_gives_verdicts_and_forwards() {
     assert_eq!(bytes[6], 1);
     assert_eq!(&bytes[..6], &unknown_ack[..6]);
     assert_eq!(&bytes[7..], &unknown_ack[7..]);
-    d.assert_running();
-    d.assert_accounted();
+    d.assert_running_and_accounted();
 }

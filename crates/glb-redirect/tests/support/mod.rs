@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -56,6 +56,43 @@ pub fn unique_prefix(tag: &str) -> String {
     )
 }
 
+/// The daemon under test.
+pub const GLB_REDIRECT: &str = env!("CARGO_BIN_EXE_glb-redirect");
+
+/// A namespace `{prefix}-{name}` joined to `hub` by a veth pair:
+/// `to-{name}` in `hub` with `{net}.1/24`, `eth0` in the new namespace
+/// with `{net}.2/24`.
+pub fn spoke(hub: &Netns, prefix: &str, name: &str, net: &str) -> Netns {
+    let ns = Netns::create(format!("{prefix}-{name}"));
+    link(
+        hub,
+        &format!("to-{name}"),
+        &format!("{net}.1/24"),
+        &ns,
+        "eth0",
+        &format!("{net}.2/24"),
+    );
+    ns
+}
+
+/// Runs `glb-redirect ARGS --stats-file STATS` in `ns` to its end, for a
+/// start-up that must fail: fails the test if it succeeded; its stderr.
+pub fn start_refused(ns: &Netns, args: &[&str], stats: &Path) -> String {
+    let out = ns
+        .command(Path::new(GLB_REDIRECT))
+        .args(args)
+        .arg("--stats-file")
+        .arg(stats)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "glb-redirect {args:?} started: {err}"
+    );
+    err
+}
+
 /// A running `glb-redirect`, killed on drop.
 #[derive(Debug)]
 pub struct Daemon {
@@ -83,13 +120,8 @@ impl Daemon {
         let stats = dir.join(format!("{name}.stats"));
         let log = dir.join(format!("{name}.log"));
         let log_file = File::create(&log).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                env!("CARGO_BIN_EXE_glb-redirect"),
-            ])
+        let child = ns
+            .command(Path::new(GLB_REDIRECT))
             .args(["--stats-file", stats.to_str().unwrap()])
             .args(["--stats-interval-ms", "100"])
             .args(extra)
@@ -177,6 +209,12 @@ impl Daemon {
             "{}: local delivery errors",
             self.name
         );
+        self.assert_running_and_accounted();
+    }
+
+    /// How a proxy should end any test: still running, every datagram
+    /// accounted for.
+    pub fn assert_running_and_accounted(&mut self) {
         self.assert_running();
         self.assert_accounted();
     }
