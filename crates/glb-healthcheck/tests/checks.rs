@@ -34,14 +34,11 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
     let _not_found = HttpServer::always("127.77.1.24:8080", Reply::Status(404));
 
     let backend = |ip: &str, state: &str, checks: Value| json!({"ip": ip, "state": state, "healthy": true, "healthchecks": checks, "rack": format!("rack-{ip}")});
+    let http_uri = |uri: &str| json!({"http": 8080, "http_uri": uri});
     let mut web = table(
         "web",
         vec![
-            backend(
-                "127.77.1.10",
-                "active",
-                json!({"http": 8080, "http_uri": "/status"}),
-            ),
+            backend("127.77.1.10", "active", http_uri("/status")),
             backend("127.77.1.11", "active", json!({"http": 8080})),
             backend("127.77.1.12", "active", json!({"http": 8080})),
             backend("127.77.1.13", "active", json!({"http": 8080})),
@@ -50,11 +47,7 @@ fn checked_file_marks_each_backend_and_keeps_unknown_keys() {
             json!({"ip": "127.77.1.16", "state": "active"}),
             backend("127.77.1.17", "inactive", json!({"http": 8080})),
             backend("127.77.1.18", "active", json!({"http": 8080, "tcp": 9})),
-            backend(
-                "127.77.1.22",
-                "filling",
-                json!({"http": 8080, "http_uri": "/old"}),
-            ),
+            backend("127.77.1.22", "filling", http_uri("/old")),
             backend("127.77.1.23", "active", json!({"http": 8080})),
             backend("127.77.1.24", "active", json!({"http": 8080})),
         ],
@@ -283,12 +276,7 @@ fn start_and_expect_failure(conf_path: &std::path::Path) -> String {
 
 #[test]
 fn bad_configuration_or_source_fails_at_start_up() {
-    let good_src = one_table_source(
-        1000,
-        500,
-        3,
-        vec![json!({"ip": "127.77.4.10", "state": "active", "healthchecks": {"tcp": 9}})],
-    );
+    let good_src = lone_backend_source(1000, 500, 3, "127.77.4.10", json!({"tcp": 9}));
     let setup = Setup::new("127.77.4.1", &good_src, json!({}));
     let conf = setup.path("bad.conf");
 

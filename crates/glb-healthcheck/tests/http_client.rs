@@ -86,6 +86,16 @@ async fn run(check: &mut HttpCheck, limit: Duration) -> Result<(), String> {
 
 const LIMIT: Duration = Duration::from_secs(5);
 
+/// Runs `times` checks of `/` in a row on one `HttpCheck` of `server`'s,
+/// each required to pass; returns the connections the server took.
+async fn passes(server: &Server, times: usize) -> usize {
+    let mut check = server.check("/");
+    for i in 1..=times {
+        assert_eq!(run(&mut check, LIMIT).await, Ok(()), "check {i}");
+    }
+    server.accepted()
+}
+
 #[tokio::test]
 async fn a_kept_connection_carries_the_next_checks() {
     let server = Server::answering(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
@@ -179,10 +189,7 @@ async fn informational_answers_are_skipped() {
     let server = Server::answering(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     );
-    let mut check = server.check("/");
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert_eq!(server.accepted(), 1);
+    assert_eq!(passes(&server, 2).await, 1);
 }
 
 /// Whether the server lets the connection carry the next request decides
@@ -236,26 +243,24 @@ async fn a_connection_is_kept_only_when_the_server_allows_it() {
 /// the status is known, and never waits for the end.
 #[tokio::test]
 async fn an_unframed_or_endless_body_does_not_hold_the_check() {
-    let server = Server::start(|_, mut s| {
-        if read_request(&mut s).is_some() {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
-            // Then body bytes without end, until the client leaves.
-            while s.write_all(&[b'x'; 4096]).is_ok() {}
-        }
-    });
-    let mut check = server.check("/");
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert!(!check.has_connection());
-
-    let long = Server::start(|_, mut s| {
-        if read_request(&mut s).is_some() {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n");
-            while s.write_all(&[b'x'; 4096]).is_ok() {}
-        }
-    });
-    let mut check = long.check("/");
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert!(!check.has_connection());
+    let heads: [&'static [u8]; 2] = [
+        // Unframed: the body runs to the end of the connection.
+        b"HTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+    ];
+    for head in heads {
+        let server = Server::start(move |_, mut s| {
+            if read_request(&mut s).is_some() {
+                let _ = s.write_all(head);
+                // Then body bytes without end, until the client leaves.
+                while s.write_all(&[b'x'; 4096]).is_ok() {}
+            }
+        });
+        let what = String::from_utf8_lossy(head);
+        let mut check = server.check("/");
+        assert_eq!(run(&mut check, LIMIT).await, Ok(()), "for {what:?}");
+        assert!(!check.has_connection(), "kept after {what:?}");
+    }
 }
 
 /// What a server closing an idle kept connection looks like to the next
@@ -291,10 +296,7 @@ async fn a_request_on_a_connection_closed_under_it_is_sent_again() {
             let _ = read_request(&mut s);
         }
     });
-    let mut check = server.check("/");
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert_eq!(run(&mut check, LIMIT).await, Ok(()));
-    assert_eq!(server.accepted(), 2);
+    assert_eq!(passes(&server, 2).await, 2);
 }
 
 /// Hostile or broken answers: each a failure with a reason, never a panic,

@@ -33,6 +33,13 @@ fn one_backend_source(ip: &str, trigger: u32, interval_ms: u64) -> Value {
     )
 }
 
+/// The daemon's setup, listening on `{net}.1`, for a
+/// [`one_backend_source`] whose checked backend is `{net}.10`.
+fn one_backend_setup(net: &str, trigger: u32, interval_ms: u64, extra: Value) -> Setup {
+    let src = one_backend_source(&format!("{net}.10"), trigger, interval_ms);
+    Setup::new(&format!("{net}.1"), &src, extra)
+}
+
 fn first_backend_healthy(doc: &Value) -> Option<bool> {
     doc["tables"][0]["backends"][0]["healthy"].as_bool()
 }
@@ -54,11 +61,7 @@ fn flapping_needs_trigger_consecutive_results() {
         "127.77.10.10:8080",
         Arc::new(|i, _| Reply::Status(*SCRIPT.get(i).unwrap_or(&200))),
     );
-    let setup = Setup::new(
-        "127.77.10.1",
-        &one_backend_source("127.77.10.10", 3, 300),
-        json!({"reload_hold_ms": 0}),
-    );
+    let setup = one_backend_setup("127.77.10", 3, 300, json!({"reload_hold_ms": 0}));
     let runs = setup.record_reloads();
     let d = setup.start();
 
@@ -111,11 +114,7 @@ fn flapping_needs_trigger_consecutive_results() {
 #[test]
 fn reload_command_runs_exactly_when_the_file_changes_within_the_hold_time() {
     let (_server, status) = switchable("127.77.11.10:8080", 200);
-    let setup = Setup::new(
-        "127.77.11.1",
-        &one_backend_source("127.77.11.10", 1, 200),
-        json!({}),
-    );
+    let setup = one_backend_setup("127.77.11", 1, 200, json!({}));
     let runs = setup.record_reloads();
     let d = setup.start();
     let target = "http://127.77.11.10:8080/";
@@ -191,9 +190,10 @@ fn reload_command_runs_exactly_when_the_file_changes_within_the_hold_time() {
 #[test]
 fn failing_reload_command_is_logged_and_retried_on_the_next_change() {
     let (_server, status) = switchable("127.77.12.10:8080", 200);
-    let setup = Setup::new(
-        "127.77.12.1",
-        &one_backend_source("127.77.12.10", 1, 200),
+    let setup = one_backend_setup(
+        "127.77.12",
+        1,
+        200,
         json!({"reload_hold_ms": 0,
                "reload_command": "echo reload-output-marker; echo to-stderr >&2; exit 3"}),
     );
@@ -428,11 +428,7 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
 /// small (only the end of the output is kept) and logs the end.
 #[test]
 fn a_reload_command_that_prints_without_end_does_not_grow_the_daemon() {
-    let setup = Setup::new(
-        "127.77.14.1",
-        &one_backend_source("127.77.14.10", 1, 300),
-        json!({"reload_hold_ms": 0}),
-    );
+    let setup = one_backend_setup("127.77.14", 1, 300, json!({"reload_hold_ms": 0}));
     let done = setup.path("done");
     setup.set_reload_command(&format!(
         "yes | head -c 300000000; echo the-end; touch {}; exit 3",
@@ -454,12 +450,7 @@ fn a_reload_command_that_prints_without_end_does_not_grow_the_daemon() {
 /// key, instead of being skipped and the backend written healthy.
 #[test]
 fn an_unknown_check_kind_stops_the_daemon_at_start() {
-    let src = one_table_source(
-        300,
-        100,
-        1,
-        vec![json!({"ip": "127.77.14.20", "state": "active", "healthchecks": {"bogus": 1}})],
-    );
+    let src = lone_backend_source(300, 100, 1, "127.77.14.20", json!({"bogus": 1}));
     let setup = Setup::new("127.77.14.2", &src, json!({}));
     let mut d = setup.spawn();
     let status = d.wait_exit(WAIT).expect("the daemon exits");

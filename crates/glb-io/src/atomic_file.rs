@@ -37,7 +37,7 @@ use tempfile::NamedTempFile;
 pub const NEW_FILE_MODE: u32 = 0o644;
 
 /// The directory a path's file lives in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

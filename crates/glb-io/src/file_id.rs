@@ -8,6 +8,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::parent_dir;
+
 /// A file's identity: the device it lives on and its inode there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
@@ -31,11 +33,11 @@ impl FileId {
 /// Where a path that does not exist yet would be: its directory,
 /// canonicalized, and its name.
 fn would_be(path: &Path) -> Option<PathBuf> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Some(fs::canonicalize(dir).ok()?.join(path.file_name()?))
+    Some(
+        fs::canonicalize(parent_dir(path))
+            .ok()?
+            .join(path.file_name()?),
+    )
 }
 
 /// Whether `a` and `b` are the same file. Two existing paths are
@@ -68,28 +70,48 @@ pub fn clashes<'s, 'p>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn spellings_links_and_missing_files() {
+    /// A folder holding `x.json`, `y.json` and a subfolder `sub`, so that
+    /// paths can name `x.json` in several ways.
+    fn folder() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let x = dir.path().join("x.json");
-        fs::write(&x, b"{}").unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
-        let dotted = dir.path().join("sub/../x.json");
-        assert!(same_file(&x, &dotted));
+        for name in ["x.json", "y.json"] {
+            fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        let x = dir.path().join("x.json");
+        (dir, x)
+    }
+
+    #[test]
+    fn spellings_and_links_of_a_file_are_that_file() {
+        let (dir, x) = folder();
+        assert!(same_file(&x, &dir.path().join("sub/../x.json")));
         let hard = dir.path().join("hard.json");
         fs::hard_link(&x, &hard).unwrap();
         assert!(same_file(&x, &hard));
         let soft = dir.path().join("soft.json");
         std::os::unix::fs::symlink(&x, &soft).unwrap();
         assert!(same_file(&soft, &x));
-        let other = dir.path().join("y.json");
-        fs::write(&other, b"{}").unwrap();
-        assert!(!same_file(&x, &other));
+    }
+
+    #[test]
+    fn other_files_differ_and_missing_ones_compare_by_where_they_would_be() {
+        let (dir, x) = folder();
+        assert!(!same_file(&x, &dir.path().join("y.json")));
         let missing = dir.path().join("new.bin");
         assert!(!same_file(&x, &missing));
         assert!(same_file(&missing, &dir.path().join("sub/../new.bin")));
+    }
+
+    #[test]
+    fn clashes_names_the_input_an_output_would_overwrite() {
+        let (dir, x) = folder();
+        let other = dir.path().join("y.json");
         assert_eq!(
-            clashes(&dotted, &[("config", &other), ("input", &x)]),
+            clashes(
+                &dir.path().join("sub/../x.json"),
+                &[("config", &other), ("input", &x)]
+            ),
             Some(("input", x.as_path()))
         );
     }

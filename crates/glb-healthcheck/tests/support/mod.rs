@@ -65,6 +65,19 @@ pub fn one_table_source(
     source(interval_ms, timeout_ms, trigger, vec![table("t", backends)])
 }
 
+/// A source holding one table, named `t`, whose one backend, at `ip`, is
+/// active and checked by `checks`.
+pub fn lone_backend_source(
+    interval_ms: u64,
+    timeout_ms: u64,
+    trigger: u32,
+    ip: &str,
+    checks: Value,
+) -> Value {
+    let backend = json!({"ip": ip, "state": "active", "healthchecks": checks});
+    one_table_source(interval_ms, timeout_ms, trigger, vec![backend])
+}
+
 /// The test's files and the daemon's configuration.
 pub struct Setup {
     pub dir: tempfile::TempDir,
