@@ -336,10 +336,16 @@ mod tests {
 
     use super::*;
 
+    /// A fresh folder and the path of `name` in it, where nothing is yet.
+    fn fresh(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        (dir, path)
+    }
+
     #[test]
     fn replaces_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.bin");
+        let (dir, path) = fresh("t.bin");
         replace(&path, b"one").unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
@@ -358,8 +364,7 @@ mod tests {
 
     #[test]
     fn an_uncommitted_file_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.bin");
+        let (dir, path) = fresh("t.bin");
         fs::write(&path, b"old").unwrap();
         let mut f = AtomicFile::create(&path).unwrap();
         f.write_all(b"half").unwrap();
@@ -370,12 +375,9 @@ mod tests {
 
     #[test]
     fn a_failed_rename_keeps_the_old_file_and_removes_the_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        // A non-empty directory in the way makes the rename fail after the
-        // temporary file was written.
         // A directory that appears after the check makes the rename fail
         // after the temporary file was written.
-        let blocked = dir.path().join("sub");
+        let (dir, blocked) = fresh("sub");
         let mut f = AtomicFile::create(&blocked).unwrap();
         f.write_all(b"new").unwrap();
         fs::create_dir_all(blocked.join("x")).unwrap();
@@ -388,8 +390,7 @@ mod tests {
 
     #[test]
     fn a_fifo_is_written_in_place_not_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("pipe");
+        let (dir, fifo) = fresh("pipe");
         let reader = fifo_reader(&fifo);
         assert_eq!(Destination::of(&fifo), Destination::InPlace);
         let mut f = AtomicFile::create(&fifo).unwrap();
@@ -403,8 +404,7 @@ mod tests {
 
     #[test]
     fn stale_temporaries_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json");
+        let (dir, path) = fresh("t.json");
         // 4194305 is above the largest PID Linux hands out: nobody writes it.
         fs::write(dir.path().join(".t.json.tmp-4194305-abcdef"), b"partial").unwrap();
         let live = format!(".t.json.tmp-{}-ghijkl", std::process::id());
@@ -416,8 +416,7 @@ mod tests {
 
     #[test]
     fn only_regular_files_are_replaced_others_are_refused_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("sub");
+        let (dir, sub) = fresh("sub");
         fs::create_dir(&sub).unwrap();
         let e = replace(&sub, b"new").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -440,8 +439,7 @@ mod tests {
 
     #[test]
     fn a_symlink_keeps_pointing_at_the_replaced_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real.bin");
+        let (dir, real) = fresh("real.bin");
         fs::write(&real, b"old").unwrap();
         let link = dir.path().join("link.bin");
         std::os::unix::fs::symlink("real.bin", &link).unwrap();
