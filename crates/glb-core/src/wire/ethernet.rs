@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Result, check_len};
+use super::Result;
 
 /// Length of the Ethernet II header.
 pub const HEADER_LEN: usize = 14;

@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Field, Malformed, Result, check_len, ip_proto};
+use super::{Field, Malformed, Result, check_len, ensure, ip_proto};
 
 /// The UDP port GLB sends GUE to ("LB" + 1).
 pub const PORT: u16 = 19523;
@@ -65,16 +65,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// and the whole header (`4 + 4 × hlen` bytes) inside the buffer.
     /// GLB's own rules are checked by [`Packet::check_glb`].
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        check_len(p.buffer.as_ref(), BASE_LEN)?;
-        if p.version() != 0 {
-            return Err(Error::Malformed(Malformed::GueVersion));
-        }
-        if p.is_control() {
-            return Err(Error::Malformed(Malformed::GueControl));
-        }
-        check_len(p.buffer.as_ref(), p.header_len())?;
-        Ok(p)
+        Self::checked(buffer, BASE_LEN, |p| {
+            ensure(p.version() == 0, Malformed::GueVersion)?;
+            ensure(!p.is_control(), Malformed::GueControl)?;
+            Ok(p.header_len())
+        })
     }
 
     /// Wraps a buffer and checks everything a GLB proxy relies on (SPEC
@@ -89,16 +84,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the GLB rules on an already checked view (see
     /// [`Packet::new_checked_glb`]).
     pub fn check_glb(&self) -> Result<()> {
-        if self.hlen() < 1 {
-            return Err(Error::Malformed(Malformed::GueNoPrivateData));
-        }
-        if usize::from(self.hlen()) != usize::from(self.hop_count()) + 1 {
-            return Err(Error::Malformed(Malformed::GueHopCount));
-        }
-        if !matches!(self.protocol(), ip_proto::IPV4 | ip_proto::IPV6) {
-            return Err(Error::Malformed(Malformed::GueProtocol));
-        }
-        Ok(())
+        let hlen = usize::from(self.hlen());
+        ensure(hlen >= 1, Malformed::GueNoPrivateData)?;
+        ensure(hlen == usize::from(self.hop_count()) + 1, Malformed::GueHopCount)?;
+        let inner = matches!(self.protocol(), ip_proto::IPV4 | ip_proto::IPV6);
+        ensure(inner, Malformed::GueProtocol)
     }
 
     /// GUE version (0 on a checked view).
@@ -194,12 +184,8 @@ impl Repr<'_> {
     /// hold [`Repr::header_len`] bytes. Fails when more than [`MAX_HOPS`]
     /// hops are listed or the buffer is too short.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        if self.hops.len() > MAX_HOPS {
-            return Err(Error::Malformed(Malformed::GueTooManyHops));
-        }
-        if packet.buffer.as_ref().len() < self.header_len() {
-            return Err(Error::Truncated);
-        }
+        ensure(self.hops.len() <= MAX_HOPS, Malformed::GueTooManyHops)?;
+        check_len(packet.buffer.as_ref(), self.header_len())?;
         let n = self.hops.len() as u8;
         packet.set_hlen(1 + n);
         packet.set_protocol(self.protocol);
@@ -232,6 +218,7 @@ impl Repr<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     /// The GUE header of the conformance capture's first output frame:
     /// hlen 2, IPv4 inner, private type 0, next hop 0, one hop 10.20.0.13.

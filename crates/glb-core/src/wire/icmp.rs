@@ -7,7 +7,7 @@
 //! sequence number), then data — for errors, as much of the offending
 //! packet as fits.
 
-use super::{Error, Field, Result, check_len, checksum};
+use super::{Field, Result, check_len, checksum};
 
 /// Length of the header before the data (type, code, checksum, and the
 /// four type-specific bytes).
@@ -130,9 +130,7 @@ impl<'a> Repr<'a> {
     /// Writes the message, checksum included, into the start of
     /// `packet`'s buffer, which must hold [`Repr::buffer_len`] bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        if packet.buffer.as_ref().len() < self.buffer_len() {
-            return Err(Error::Truncated);
-        }
+        check_len(packet.buffer.as_ref(), self.buffer_len())?;
         let (ty, code) = match *self {
             Repr::EchoRequest { .. } => (V4_ECHO_REQUEST, 0),
             Repr::EchoReply { .. } => (V4_ECHO_REPLY, 0),
@@ -163,6 +161,7 @@ impl<'a> Repr<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     #[test]
     fn frag_needed() {

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Malformed, Result, check_len, checksum};
+use super::{Malformed, Result, check_len, checksum, ensure};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -57,9 +57,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_header_checked(buffer)?;
         let total = usize::from(p.total_len());
-        if total < p.header_len() {
-            return Err(Error::Malformed(Malformed::Ipv4TotalLen));
-        }
+        ensure(total >= p.header_len(), Malformed::Ipv4TotalLen)?;
         check_len(p.buffer.as_ref(), total)?;
         Ok(p)
     }
@@ -70,16 +68,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Accessors never panic on such a view; [`Packet::payload`] returns
     /// what is present.
     pub fn new_header_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        check_len(p.buffer.as_ref(), HEADER_LEN)?;
-        if p.version() != 4 {
-            return Err(Error::Malformed(Malformed::IpVersion(4)));
-        }
-        if p.header_len() < HEADER_LEN {
-            return Err(Error::Malformed(Malformed::Ipv4HeaderLen));
-        }
-        check_len(p.buffer.as_ref(), p.header_len())?;
-        Ok(p)
+        Self::checked(buffer, HEADER_LEN, |p| {
+            ensure(p.version() == 4, Malformed::IpVersion(4))?;
+            ensure(p.header_len() >= HEADER_LEN, Malformed::Ipv4HeaderLen)?;
+            Ok(p.header_len())
+        })
     }
 
     /// The bytes of the wrapped buffer, from the start of the header.
@@ -216,6 +209,7 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     /// An outer header taken from the conformance capture: 203.0.113.254 →
     /// 10.20.0.11, UDP, DF, TTL 64, total length 80, checksum 0xf37f.

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Error, Field, Malformed, Result, check_len};
+use super::{Field, Malformed, Result, check_len, ensure};
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
@@ -41,12 +41,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer whose fixed header is complete, without requiring
     /// the payload (see [`super::ipv4::Packet::new_header_checked`]).
     pub fn new_header_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        check_len(p.buffer.as_ref(), HEADER_LEN)?;
-        if p.version() != 6 {
-            return Err(Error::Malformed(Malformed::IpVersion(6)));
-        }
-        Ok(p)
+        Self::checked(buffer, HEADER_LEN, |p| {
+            ensure(p.version() == 6, Malformed::IpVersion(6))?;
+            Ok(HEADER_LEN)
+        })
     }
 
     /// The first word: version, traffic class and flow label.
@@ -129,9 +127,7 @@ impl Repr {
 
     /// Writes the 40-byte header into the start of `packet`'s buffer.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        if packet.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        check_len(packet.buffer.as_ref(), HEADER_LEN)?;
         packet.set_version_and_flow_label(self.flow_label);
         packet.set_payload_len(self.payload_len);
         packet.set_next_header(self.next_header);
@@ -145,6 +141,7 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     /// Packet 13 of the `mixed` conformance capture: flow label 0x5a5a5,
     /// TCP, 2001:db8:bbbb::20 → fd42:42:42::443.

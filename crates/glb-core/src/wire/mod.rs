@@ -57,6 +57,23 @@ macro_rules! view {
                 self.buffer
             }
 
+            /// The one order of every checked constructor: the buffer
+            /// holds `min` bytes, so the fixed fields can be read; `rules`
+            /// accept them and give the length the header announces; the
+            /// buffer holds that too.
+            #[inline(always)]
+            fn checked(
+                buffer: T,
+                min: usize,
+                rules: impl FnOnce(&Self) -> $crate::wire::Result<usize>,
+            ) -> $crate::wire::Result<Self> {
+                let view = $name { buffer };
+                $crate::wire::check_len(view.buffer.as_ref(), min)?;
+                let announced = rules(&view)?;
+                $crate::wire::check_len(view.buffer.as_ref(), announced)?;
+                Ok(view)
+            }
+
             $(
                 $(#[$fmeta])*
                 #[inline]
@@ -86,8 +103,7 @@ macro_rules! fixed_len_view {
         impl<T: AsRef<[u8]>> $name<T> {
             #[doc = concat!("Wraps a buffer holding at least the header ([`", stringify!($len), "`] bytes).")]
             pub fn new_checked(buffer: T) -> Result<Self> {
-                check_len(buffer.as_ref(), $len)?;
-                Ok($name { buffer })
+                Self::checked(buffer, $len, |_| Ok($len))
             }
         }
 
@@ -233,10 +249,13 @@ field! {
 /// Fails with [`Error::Truncated`] when `b` is shorter than `len`.
 #[inline(always)]
 fn check_len(b: &[u8], len: usize) -> Result<()> {
-    if b.len() < len {
-        return Err(Error::Truncated);
-    }
-    Ok(())
+    (b.len() >= len).then_some(()).ok_or(Error::Truncated)
+}
+
+/// Fails with `why` unless the header keeps the rule `ok` tests.
+#[inline(always)]
+fn ensure(ok: bool, why: Malformed) -> Result<()> {
+    ok.then_some(()).ok_or(Error::Malformed(why))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The source and destination ports that open both TCP and UDP headers —
 //! all of the transport header GLB reads.
 
-use super::{Result, check_len};
+use super::Result;
 
 /// Length of the port pair.
 pub const LEN: usize = 4;

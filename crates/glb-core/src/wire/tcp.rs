@@ -12,7 +12,7 @@
 //! |   options (off > 5) ...       |
 //! ```
 
-use super::{Error, Malformed, Result, check_len};
+use super::{Malformed, Result, ensure};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -56,13 +56,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer holding a whole header, options included: at least
     /// 20 bytes and a data offset of at least 5 words that fits.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        check_len(p.buffer.as_ref(), HEADER_LEN)?;
-        if p.header_len() < HEADER_LEN {
-            return Err(Error::Malformed(Malformed::TcpHeaderLen));
-        }
-        check_len(p.buffer.as_ref(), p.header_len())?;
-        Ok(p)
+        Self::checked(buffer, HEADER_LEN, |p| {
+            ensure(p.header_len() >= HEADER_LEN, Malformed::TcpHeaderLen)?;
+            Ok(p.header_len())
+        })
     }
 
     /// Header length in bytes (data offset × 4).
@@ -97,6 +94,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     /// A SYN from 49201 to 80, seq 1, data offset 5, window 0x2000.
     const SYN: [u8; 22] = [

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Malformed, Result, check_len, checksum, ip_proto};
+use super::{Error, Malformed, Result, check_len, checksum, ensure, ip_proto};
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
@@ -25,14 +25,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer holding a whole datagram: a length field of at least
     /// 8 that fits in the buffer.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        check_len(p.buffer.as_ref(), HEADER_LEN)?;
-        let len = usize::from(p.len());
-        if len < HEADER_LEN {
-            return Err(Error::Malformed(Malformed::UdpLen));
-        }
-        check_len(p.buffer.as_ref(), len)?;
-        Ok(p)
+        Self::checked(buffer, HEADER_LEN, |p| {
+            let len = usize::from(p.len());
+            ensure(len >= HEADER_LEN, Malformed::UdpLen)?;
+            Ok(len)
+        })
     }
 
     /// Whether the length field is 0 (never on a checked view).
@@ -107,9 +104,7 @@ impl Repr {
         let len = payload_len
             .checked_add(HEADER_LEN as u16)
             .ok_or(Error::Malformed(Malformed::UdpLen))?;
-        if packet.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        check_len(packet.buffer.as_ref(), HEADER_LEN)?;
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_len(len);
