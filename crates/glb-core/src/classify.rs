@@ -251,6 +251,12 @@ impl<A: Bits> Family<A> {
     }
 }
 
+/// What a classifier is built from: each table's binds, tables in file
+/// order and binds in table order. A table's number is its position.
+pub trait Tables<'a>: IntoIterator<Item: IntoIterator<Item = &'a Bind>> {}
+
+impl<'a, T: IntoIterator<Item: IntoIterator<Item = &'a Bind>>> Tables<'a> for T {}
+
 /// Maps packets to tables without scanning binds.
 #[derive(Debug, Clone)]
 pub struct Classifier {
@@ -264,11 +270,7 @@ impl Classifier {
     /// order and binds in table order; the table number reported by
     /// [`Classifier::classify`] is the position in `tables`. `echo`
     /// enables matching ICMP echo requests (`forward_icmp_ping_responses`).
-    pub fn new<'a, T, B>(tables: T, echo: bool) -> Self
-    where
-        T: IntoIterator<Item = B>,
-        B: IntoIterator<Item = &'a Bind>,
-    {
+    pub fn new<'a>(tables: impl Tables<'a>, echo: bool) -> Self {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let mut prio = 0u32;
@@ -362,11 +364,7 @@ pub struct LinearClassifier {
 
 impl LinearClassifier {
     /// Same arguments as [`Classifier::new`].
-    pub fn new<'a, T, B>(tables: T, echo: bool) -> Self
-    where
-        T: IntoIterator<Item = B>,
-        B: IntoIterator<Item = &'a Bind>,
-    {
+    pub fn new<'a>(tables: impl Tables<'a>, echo: bool) -> Self {
         let binds = tables
             .into_iter()
             .enumerate()

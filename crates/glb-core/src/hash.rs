@@ -281,11 +281,14 @@ pub struct SipLanes<const BLOCKS: usize> {
     out: Words<BLOCKS>,
 }
 
+/// One 64-bit word in each lane of a block.
+type Lanes = [u64; LANE_BLOCK];
+
 /// One 64-bit word per lane, in blocks of [`LANE_BLOCK`].
-type Words<const BLOCKS: usize> = [[u64; LANE_BLOCK]; BLOCKS];
+type Words<const BLOCKS: usize> = [Lanes; BLOCKS];
 
 /// The lanes of one block, one array per state word.
-type BlockState = [[u64; LANE_BLOCK]; 4];
+type BlockState = [Lanes; 4];
 
 /// One SipRound in every lane of a block.
 #[inline(always)]
@@ -297,7 +300,7 @@ fn round_lanes(v: &mut BlockState) {
 }
 
 #[inline(always)]
-fn compress_lanes(v: &mut BlockState, m: &[u64; LANE_BLOCK]) {
+fn compress_lanes(v: &mut BlockState, m: &Lanes) {
     for (w, x) in v[3].iter_mut().zip(m) {
         *w ^= x;
     }
@@ -313,13 +316,7 @@ fn compress_lanes(v: &mut BlockState, m: &[u64; LANE_BLOCK]) {
 /// over the lanes, which the compiler turns into vector code for
 /// whatever instruction set it is compiled for (see [`HashLanes`]).
 #[inline(always)]
-fn hash_block(
-    mut v: BlockState,
-    m0: &[u64; LANE_BLOCK],
-    m1: &[u64; LANE_BLOCK],
-    len: u8,
-    out: &mut [u64; LANE_BLOCK],
-) {
+fn hash_block(mut v: BlockState, m0: &Lanes, m1: &Lanes, len: u8, out: &mut Lanes) {
     let last = if len >= 8 {
         compress_lanes(&mut v, m0);
         m1
@@ -346,7 +343,7 @@ struct HashLanes<'a, const BLOCKS: usize> {
     v: &'a [Words<BLOCKS>; 4],
     m: &'a [Words<BLOCKS>; 2],
     blocks: Range<usize>,
-    out: &'a mut [[u64; LANE_BLOCK]],
+    out: &'a mut [Lanes],
     len: u8,
     /// The key state for all lanes, or `None` for each lane's own.
     key: Option<[u64; 4]>,
@@ -358,13 +355,7 @@ struct HashLanes<'a, const BLOCKS: usize> {
 /// the function compiled for their instruction set, which a closure the
 /// compiler keeps apart would not be.)
 trait BlockHasher {
-    fn block(
-        &self,
-        v: &BlockState,
-        m0: &[u64; LANE_BLOCK],
-        m1: &[u64; LANE_BLOCK],
-        len: u8,
-    ) -> [u64; LANE_BLOCK];
+    fn block(&self, v: &BlockState, m0: &Lanes, m1: &Lanes, len: u8) -> Lanes;
 }
 
 impl<const BLOCKS: usize> HashLanes<'_, BLOCKS> {
@@ -405,13 +396,7 @@ struct Interleaved;
 
 impl BlockHasher for Interleaved {
     #[inline(always)]
-    fn block(
-        &self,
-        v: &BlockState,
-        m0: &[u64; LANE_BLOCK],
-        m1: &[u64; LANE_BLOCK],
-        len: u8,
-    ) -> [u64; LANE_BLOCK] {
+    fn block(&self, v: &BlockState, m0: &Lanes, m1: &Lanes, len: u8) -> Lanes {
         let mut out = [0; LANE_BLOCK];
         hash_block(*v, m0, m1, len, &mut out);
         out
@@ -435,13 +420,7 @@ struct OneByOne;
 
 impl BlockHasher for OneByOne {
     #[inline(always)]
-    fn block(
-        &self,
-        v: &BlockState,
-        m0: &[u64; LANE_BLOCK],
-        m1: &[u64; LANE_BLOCK],
-        len: u8,
-    ) -> [u64; LANE_BLOCK] {
+    fn block(&self, v: &BlockState, m0: &Lanes, m1: &Lanes, len: u8) -> Lanes {
         let mut out = [0; LANE_BLOCK];
         for (i, o) in out.iter_mut().enumerate() {
             let key = SipKey {
@@ -753,7 +732,7 @@ pub fn set_tail<const W: usize>(block: &mut TailBlock<W>, lane: usize, tail: Sip
 struct FinishLanes<'a, const W: usize> {
     from: [u64; 4],
     tails: &'a [TailBlock<W>],
-    out: &'a mut [[u64; LANE_BLOCK]],
+    out: &'a mut [Lanes],
 }
 
 impl<const W: usize> pulp::WithSimd for FinishLanes<'_, W> {
@@ -788,7 +767,7 @@ pub fn finish_lanes<const W: usize>(
     engine: LaneEngine,
     prefix: &SipPrefix,
     tails: &[TailBlock<W>],
-    out: &mut [[u64; LANE_BLOCK]],
+    out: &mut [Lanes],
 ) {
     engine.0.dispatch(FinishLanes {
         from: prefix.v,

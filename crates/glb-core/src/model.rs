@@ -11,6 +11,7 @@
 //! ```
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -239,6 +240,34 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
+/// Reads a string and makes a value of it with `parse`, whose error is
+/// the message; anything but a string is refused as not `expected`.
+fn text<'de, D: Deserializer<'de>, T>(
+    d: D,
+    expected: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct TextVisitor<T, F> {
+        expected: &'static str,
+        parse: F,
+        value: PhantomData<fn() -> T>,
+    }
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for TextVisitor<T, F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(TextVisitor {
+        expected,
+        parse,
+        value: PhantomData,
+    })
+}
+
 /// Reads one of a fixed set of words, with a message listing them for
 /// anything else (a number, a misspelling).
 fn word<'de, D: Deserializer<'de>, T: Copy>(
@@ -246,24 +275,13 @@ fn word<'de, D: Deserializer<'de>, T: Copy>(
     words: &'static [(&'static str, T)],
     expected: &'static str,
 ) -> Result<T, D::Error> {
-    struct WordVisitor<T: 'static> {
-        words: &'static [(&'static str, T)],
-        expected: &'static str,
-    }
-    impl<T: Copy> Visitor<'_> for WordVisitor<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.expected)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            self.words
-                .iter()
-                .find(|(w, _)| *w == v)
-                .map(|(_, t)| *t)
-                .ok_or_else(|| E::custom(format_args!("{v:?} is not {}", self.expected)))
-        }
-    }
-    d.deserialize_any(WordVisitor { words, expected })
+    text(d, expected, |v| {
+        words
+            .iter()
+            .find(|(w, _)| *w == v)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| format!("{v:?} is not {expected}"))
+    })
 }
 
 impl<'de> Deserialize<'de> for Proto {
@@ -375,17 +393,9 @@ struct HexKey(Key16);
 
 impl<'de> Deserialize<'de> for HexKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = HexKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string of 32 hex digits")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HexKey, E> {
-                Key16::from_hex(v).map(HexKey).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(KeyVisitor)
+        text(d, "a string of 32 hex digits", |v| {
+            Key16::from_hex(v).map(HexKey).map_err(|e| e.to_string())
+        })
     }
 }
 

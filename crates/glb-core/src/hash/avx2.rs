@@ -19,7 +19,7 @@ use pulp::bytemuck::cast;
 use pulp::x86::V3;
 use pulp::{Simd, WithSimd};
 
-use super::{BlockHasher, BlockState, HashLanes, LANE_BLOCK};
+use super::{BlockHasher, BlockState, HashLanes, Lanes};
 
 /// One state word of a block's eight lanes, four lanes per register.
 type Word = [__m256i; 2];
@@ -159,13 +159,7 @@ impl Ops {
 /// The same hashes as the portable `hash_block`.
 impl BlockHasher for Ops {
     #[inline(always)]
-    fn block(
-        &self,
-        key: &BlockState,
-        m0: &[u64; LANE_BLOCK],
-        m1: &[u64; LANE_BLOCK],
-        len: u8,
-    ) -> [u64; LANE_BLOCK] {
+    fn block(&self, key: &BlockState, m0: &Lanes, m1: &Lanes, len: u8) -> Lanes {
         let mut v: [Word; 4] = [cast(key[0]), cast(key[1]), cast(key[2]), cast(key[3])];
         let last = if len >= 8 {
             self.compress(&mut v, cast(*m0));

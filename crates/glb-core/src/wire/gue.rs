@@ -86,7 +86,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn check_glb(&self) -> Result<()> {
         let hlen = usize::from(self.hlen());
         ensure(hlen >= 1, Malformed::GueNoPrivateData)?;
-        ensure(hlen == usize::from(self.hop_count()) + 1, Malformed::GueHopCount)?;
+        // The hop count is in the private data word, present only now.
+        let hops = usize::from(self.hop_count());
+        ensure(hlen == hops + 1, Malformed::GueHopCount)?;
         let inner = matches!(self.protocol(), ip_proto::IPV4 | ip_proto::IPV6);
         ensure(inner, Malformed::GueProtocol)
     }
