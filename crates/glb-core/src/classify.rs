@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+use std::ops::BitAnd;
 
 use crate::inspect::Lookup;
 use crate::model::{Bind, Proto};
@@ -72,41 +73,49 @@ impl Hasher for FxHasher {
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// An address family's integer form.
-trait Bits: Copy + Eq + std::fmt::Debug {
-    const WIDTH: u8;
+trait Bits: Copy + Eq + std::fmt::Debug + BitAnd<Output = Self> {
     /// Hash-map key for (protocol, prefix length, masked address).
     type Key: Copy + Eq + Hash + std::fmt::Debug;
-    fn mask(self, len: u8) -> Self;
     fn key(self, proto: u8, len: u8) -> Self::Key;
+    const WIDTH: u8;
+    /// Every bit set.
+    const ONES: Self;
+    /// `self << n`, or zero once every bit is shifted out.
+    fn shl_or_zero(self, n: u32) -> Self;
+
+    /// The address with all but its first `len` bits cleared.
+    #[inline(always)]
+    fn mask(self, len: u8) -> Self {
+        let host_bits = Self::WIDTH - len.min(Self::WIDTH);
+        self & Self::ONES.shl_or_zero(u32::from(host_bits))
+    }
 }
 
 impl Bits for u32 {
-    const WIDTH: u8 = 32;
     type Key = u64;
-    #[inline(always)]
-    fn mask(self, len: u8) -> u32 {
-        self & u32::MAX
-            .checked_shl(32 - u32::from(len.min(32)))
-            .unwrap_or(0)
-    }
     #[inline(always)]
     fn key(self, proto: u8, len: u8) -> u64 {
         (u64::from(proto) << 40) | (u64::from(len) << 32) | u64::from(self.mask(len))
     }
+    const WIDTH: u8 = 32;
+    const ONES: u32 = u32::MAX;
+    #[inline(always)]
+    fn shl_or_zero(self, n: u32) -> u32 {
+        self.checked_shl(n).unwrap_or(0)
+    }
 }
 
 impl Bits for u128 {
-    const WIDTH: u8 = 128;
     type Key = (u128, u16);
-    #[inline(always)]
-    fn mask(self, len: u8) -> u128 {
-        self & u128::MAX
-            .checked_shl(128 - u32::from(len.min(128)))
-            .unwrap_or(0)
-    }
     #[inline(always)]
     fn key(self, proto: u8, len: u8) -> (u128, u16) {
         (self.mask(len), (u16::from(proto) << 8) | u16::from(len))
+    }
+    const WIDTH: u8 = 128;
+    const ONES: u128 = u128::MAX;
+    #[inline(always)]
+    fn shl_or_zero(self, n: u32) -> u128 {
+        self.checked_shl(n).unwrap_or(0)
     }
 }
 

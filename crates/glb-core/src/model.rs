@@ -802,6 +802,11 @@ mod tests {
         ForwardingTables::from_json("ft.json", text)
     }
 
+    /// The message for `text`, which must be refused.
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
     #[test]
     fn parses_the_spec_example() {
         let ft = parse(GOOD).unwrap();
@@ -847,7 +852,7 @@ mod tests {
 
     #[test]
     fn error_names_file_table_entry_and_field() {
-        let e = parse(&bad_backend_ip("10.0.0.x")).unwrap_err().to_string();
+        let e = error_of(&bad_backend_ip("10.0.0.x"));
         assert_eq!(
             e,
             r#"ft.json: table 0 ("example1"), backend 2: "ip": "10.0.0.x" is not an IPv4 or IPv6 address"#
@@ -889,7 +894,7 @@ mod tests {
             ),
         ];
         for (from, to, want) in cases {
-            let e = parse(&GOOD.replace(from, to)).unwrap_err().to_string();
+            let e = error_of(&GOOD.replace(from, to));
             assert!(e.contains(want), "{e:?} should contain {want:?}");
             assert!(!e.contains("1234567890123456"), "secret leaked: {e}");
         }
@@ -901,63 +906,50 @@ mod tests {
             "12345678901234561234567890123456",
             "1234567890123456123456789012345z",
         );
-        let e = parse(&text).unwrap_err().to_string();
+        let e = error_of(&text);
         assert!(e.contains("\"hash_key\""), "{e}");
         assert!(!e.contains("123456789012345"), "{e}");
     }
 
     #[test]
     fn rejects_structural_problems() {
-        assert!(parse("").unwrap_err().to_string().contains("empty"));
-        assert!(parse("[]").unwrap_err().to_string().contains("top level"));
-        let e = parse("{\"tables\": [ {\"hash_key\": ")
-            .unwrap_err()
-            .to_string();
+        assert!(error_of("").contains("empty"));
+        assert!(error_of("[]").contains("top level"));
+        let e = error_of("{\"tables\": [ {\"hash_key\": ");
         assert!(e.starts_with("ft.json: not valid JSON"), "{e}");
-        assert!(parse("{}").unwrap_err().to_string().contains("tables"));
+        assert!(error_of("{}").contains("tables"));
         assert!(parse("{\"tables\": [] } x").is_err());
         let all_inactive = GOOD
             .replace("\"active\"", "\"inactive\"")
             .replace("\"draining\"", "\"inactive\"")
             .replace("\"filling\"", "\"inactive\"");
-        assert!(
-            parse(&all_inactive)
-                .unwrap_err()
-                .to_string()
-                .contains("usable backend")
-        );
+        assert!(error_of(&all_inactive).contains("usable backend"));
         assert_eq!(parse("{\"tables\": []}").unwrap().tables.len(), 0);
     }
 
     #[test]
     fn wrong_types_name_the_field_not_json_syntax() {
-        let e = parse(&GOOD.replace(
+        let e = error_of(&GOOD.replace(
             "\"proto\": \"tcp\", \"port\": 80}",
             "\"proto\": 6, \"port\": 80}",
-        ))
-        .unwrap_err()
-        .to_string();
+        ));
         assert_eq!(
             e,
             r#"ft.json: table 0 ("example1"), bind 0: "proto": invalid type: integer `6`, expected "tcp" or "udp""#
         );
-        let e = parse(&GOOD.replace("\"draining\"", "\"drain\""))
-            .unwrap_err()
-            .to_string();
+        let e = error_of(&GOOD.replace("\"draining\"", "\"drain\""));
         assert!(e.ends_with(r#"backend 1: "state": "drain" is not one of "active", "filling", "draining", "inactive""#), "{e}");
     }
 
     #[test]
     fn bom_and_comments_are_named() {
         assert!(parse(&format!("\u{feff}{GOOD}")).is_ok());
-        let e = parse(&format!("// edited by ops\n{GOOD}"))
-            .unwrap_err()
-            .to_string();
+        let e = error_of(&format!("// edited by ops\n{GOOD}"));
         assert_eq!(
             e,
             "ft.json: line 1: a comment; JSON has no comments (remove it)"
         );
-        let e = parse("[]").unwrap_err().to_string();
+        let e = error_of("[]");
         assert!(e.contains("must be a JSON object"), "{e}");
     }
 
@@ -970,9 +962,7 @@ mod tests {
             "10.20.0.0/ 8",
             "10.20.0.0/0x8",
         ] {
-            let e = parse(&GOOD.replace("10.20.0.0/24", bad))
-                .unwrap_err()
-                .to_string();
+            let e = error_of(&GOOD.replace("10.20.0.0/24", bad));
             assert!(
                 e.contains("bind 2: \"ip\"") && e.contains("prefix length"),
                 "{bad}: {e}"
@@ -999,7 +989,7 @@ mod tests {
                 "without \"http\"",
             ),
         ] {
-            let e = parse(&GOOD.replace(checks, bad)).unwrap_err().to_string();
+            let e = error_of(&GOOD.replace(checks, bad));
             assert!(
                 e.starts_with("ft.json: table 0 (\"example1\"), backend 0: \"healthchecks\": ")
                     && e.contains(want),
@@ -1012,26 +1002,20 @@ mod tests {
 
     #[test]
     fn checker_timings_have_ranges_and_zero_means_default() {
+        // (the setting, as written instead of the good one: the key named)
         for (bad, key) in [
-            (
-                "\"interval_ms\": 18446744073709551615",
-                "healthchecks.interval_ms",
-            ),
-            ("\"interval_ms\": 5", "healthchecks.interval_ms"),
+            ("\"interval_ms\": 18446744073709551615", "interval_ms"),
+            ("\"interval_ms\": 5", "interval_ms"),
             (
                 "\"interval_ms\": 500, \"timeout_ms\": 3600000",
-                "healthchecks.timeout_ms",
+                "timeout_ms",
             ),
-            (
-                "\"interval_ms\": 500, \"trigger\": 1000",
-                "healthchecks.trigger",
-            ),
+            ("\"interval_ms\": 500, \"trigger\": 1000", "trigger"),
         ] {
-            let e = parse(&GOOD.replace("\"interval_ms\": 500", bad))
-                .unwrap_err()
-                .to_string();
+            let e = error_of(&GOOD.replace("\"interval_ms\": 500", bad));
             assert!(
-                e.starts_with(&format!("ft.json: \"{key}\": ")) && e.contains("outside"),
+                e.starts_with(&format!("ft.json: \"healthchecks.{key}\": "))
+                    && e.contains("outside"),
                 "{e}"
             );
         }
@@ -1049,7 +1033,7 @@ mod tests {
                     "binds": [{"ip": "10.0.0.1", "proto": "tcp", "port": 80}],
                     "backends": [{"ip": "10.0.0.2", "state": "active", "healthy": true}]}"#;
         let many = format!("{{\"tables\": [{}]}}", vec![t; MAX_TABLES + 1].join(","));
-        let e = parse(&many).unwrap_err().to_string();
+        let e = error_of(&many);
         assert_eq!(
             e,
             "ft.json: \"tables\": 1025 tables; a file holds at most 1024"
