@@ -25,6 +25,12 @@ fn forwarder(bin: &[u8], options: RouteOptions) -> Forwarder {
     Forwarder::new(&TableFile::parse(bin).unwrap(), options)
 }
 
+/// The compiled file of one table with [`KEY`], `binds` (as JSON) and
+/// `backends`.
+fn one_table(binds: &str, backends: &[&str]) -> Vec<u8> {
+    compile(&tables_json(&[(KEY, binds, backends)]))
+}
+
 fn fwd_for(tables: &[(&str, &str, &[&str])]) -> Forwarder {
     forwarder(&compile(&tables_json(tables)), RouteOptions::default())
 }
@@ -165,38 +171,28 @@ fn icmp_frag_needed_matches_by_quoted_source() {
         r#"{"ip": "10.9.9.9", "proto": "udp", "port": 443}"#,
         r#"{"ip": "10.1.1.0/24", "proto": "tcp", "port_start": 440, "port_end": 450}"#,
     ]);
-    assert_eq!(
-        table_of(
-            &f,
-            &frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555)
-        ),
-        Some(1)
-    );
+    // An error about a packet from 10.1.1.7:`port` to 1.2.3.4:5555.
+    let quoting = |port| frag_needed4("172.16.0.1", "10.1.1.7", port, "1.2.3.4", 5555);
+    assert_eq!(table_of(&f, &quoting(443)), Some(1));
     // The quoted source port must be in the bind's range.
-    assert_eq!(
-        table_of(
-            &f,
-            &frag_needed4("172.16.0.1", "10.1.1.7", 80, "1.2.3.4", 5555)
-        ),
-        None
-    );
+    assert_eq!(table_of(&f, &quoting(80)), None);
     // The quoted source must be inside the bind ...
-    let mut frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
+    let mut frame = quoting(443);
     let quoted_src = 14 + 20 + 8 + 12;
     frame[quoted_src..quoted_src + 4].copy_from_slice(&[10, 1, 2, 7]);
     assert_eq!(table_of(&f, &frame), None);
     // ... and so must the outer destination.
-    let mut frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
+    let mut frame = quoting(443);
     frame[14 + 16..14 + 20].copy_from_slice(&[10, 1, 2, 7]);
     assert_eq!(table_of(&f, &frame), None);
     // Only code 4 (fragmentation needed); port unreachable is not ours.
-    let mut frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
+    let mut frame = quoting(443);
     frame[14 + 21] = 3;
     assert_eq!(table_of(&f, &frame), None);
     // A quote cut inside the ports: the source port is enough to match, but
     // the route needs both, so the packet is a route failure; cut before
     // the source port ends, it matches nothing. (Total lengths kept honest.)
-    let frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
+    let frame = quoting(443);
     let cut = |n: usize| {
         let mut b = frame[..frame.len() - n].to_vec();
         b[14 + 3] -= n as u8;
@@ -211,22 +207,11 @@ fn icmp_frag_needed_matches_by_quoted_source() {
 #[test]
 fn icmpv6_packet_too_big_matches_by_quoted_source() {
     let f = fwd_for_binds(&[r#"{"ip": "fd42::/64", "proto": "tcp", "port": 443}"#]);
-    assert_eq!(
-        table_of(
-            &f,
-            &too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022)
-        ),
-        Some(0)
-    );
-    assert_eq!(
-        table_of(
-            &f,
-            &too_big6("2001:db8::1", "fd42::443", 80, "2001:db8:1::20", 50022)
-        ),
-        None
-    );
+    let quoting = |port| too_big6("2001:db8::1", "fd42::443", port, "2001:db8:1::20", 50022);
+    assert_eq!(table_of(&f, &quoting(443)), Some(0));
+    assert_eq!(table_of(&f, &quoting(80)), None);
     // Quote cut after the source port: matched, but no route.
-    let frame = too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022);
+    let frame = quoting(443);
     let mut cut = frame[..frame.len() - 6].to_vec();
     cut[14 + 5] -= 6;
     assert_eq!(f.route_frame(&cut), Decision::RouteFailed { table: 0 });
@@ -429,6 +414,21 @@ fn flow_hash(key: &[u8; 16], fields: &HashFields, flow: (&str, &str, u16, u16)) 
     )
 }
 
+/// Routes `frame`, checking that its hash is the independent one of
+/// `flow` (source, destination, source port, destination port) by
+/// `fields`.
+fn hashed(
+    f: &Forwarder,
+    frame: &[u8],
+    fields: &HashFields,
+    flow: (&str, &str, u16, u16),
+) -> glb_core::route::Route {
+    let r = route_of(f, frame);
+    let want = flow_hash(&hex16(KEY), fields, flow);
+    assert_eq!(r.hash, want, "{fields} {flow:?}");
+    r
+}
+
 /// A forwarder of `bin` hashing `fields`.
 fn hashing(bin: &[u8], fields: HashFields) -> Forwarder {
     forwarder(
@@ -442,20 +442,16 @@ fn hashing(bin: &[u8], fields: HashFields) -> Forwarder {
 
 #[test]
 fn hash_fields_are_concatenated_in_fixed_order() {
-    let json = tables_json(&[(
-        KEY,
+    let bin = one_table(
         r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}, {"ip": "fd00::1", "proto": "udp", "port": 53}"#,
         &["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"],
-    )]);
-    let bin = compile(&json);
-    let key = hex16(KEY);
+    );
     for fields in all_field_sets() {
         let f = hashing(&bin, fields);
-        let r = route_of(&f, &tcp4("172.16.5.6", 0x1234, "10.1.1.1", 80));
-        let want = flow_hash(&key, &fields, ("172.16.5.6", "10.1.1.1", 0x1234, 80));
-        assert_eq!(r.hash, want, "{fields}");
+        let frame = tcp4("172.16.5.6", 0x1234, "10.1.1.1", 80);
+        let r = hashed(&f, &frame, &fields, ("172.16.5.6", "10.1.1.1", 0x1234, 80));
         // The hops are the row's primary and secondary.
-        let (p, s) = bin_row(&bin, 0, (want & 0xffff) as usize);
+        let (p, s) = bin_row(&bin, 0, (r.hash & 0xffff) as usize);
         assert_eq!(
             r.hops(),
             [
@@ -468,9 +464,7 @@ fn hash_fields_are_concatenated_in_fixed_order() {
             0x86dd,
             &ipv6(v6("2001:db8::9"), v6("fd00::1"), 17, 0, &udp(999, 53, b"q")),
         );
-        let r = route_of(&f, &frame);
-        let want = flow_hash(&key, &fields, ("2001:db8::9", "fd00::1", 999, 53));
-        assert_eq!(r.hash, want, "v6 {fields}");
+        let r = hashed(&f, &frame, &fields, ("2001:db8::9", "fd00::1", 999, 53));
         assert_eq!(r.flow_hint, 999);
         assert_eq!(r.gue_proto, 41);
     }
@@ -478,72 +472,55 @@ fn hash_fields_are_concatenated_in_fixed_order() {
 
 #[test]
 fn icmp_errors_hash_the_reversed_quoted_flow() {
-    let json = tables_json(&[(
-        KEY,
+    let bin = one_table(
         r#"{"ip": "10.1.1.7", "proto": "tcp", "port": 443}, {"ip": "fd42::443", "proto": "tcp", "port": 443}"#,
         &["192.0.2.1", "192.0.2.2", "192.0.2.3"],
-    )]);
-    let bin = compile(&json);
-    let key = hex16(KEY);
+    );
     for fields in all_field_sets() {
         let f = hashing(&bin, fields);
         // The error quotes 10.1.1.7:443 → 1.2.3.4:5555; the flow it
         // belongs to is 1.2.3.4:5555 → 10.1.1.7:443.
-        let r = route_of(
-            &f,
-            &frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555),
-        );
-        let want = flow_hash(&key, &fields, ("1.2.3.4", "10.1.1.7", 5555, 443));
-        assert_eq!(r.hash, want, "{fields}");
+        let frame = frag_needed4("172.16.0.1", "10.1.1.7", 443, "1.2.3.4", 5555);
+        let r = hashed(&f, &frame, &fields, ("1.2.3.4", "10.1.1.7", 5555, 443));
         assert_eq!(r.flow_hint, 5555);
         let client = route_of(&f, &tcp4("1.2.3.4", 5555, "10.1.1.7", 443));
         assert_eq!((client.hash, client.hops()), (r.hash, r.hops()));
 
-        let r = route_of(
+        let frame = too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022);
+        let r = hashed(
             &f,
-            &too_big6("2001:db8::1", "fd42::443", 443, "2001:db8:1::20", 50022),
+            &frame,
+            &fields,
+            ("2001:db8:1::20", "fd42::443", 50022, 443),
         );
-        let want = flow_hash(&key, &fields, ("2001:db8:1::20", "fd42::443", 50022, 443));
-        assert_eq!(r.hash, want, "v6 {fields}");
         assert_eq!(r.flow_hint, 50022);
     }
 }
 
 #[test]
 fn echo_requests_hash_outer_addresses_with_zero_ports() {
-    let json = tables_json(&[(
-        KEY,
+    let bin = one_table(
         r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}, {"ip": "fd42::1", "proto": "tcp", "port": 80}"#,
         B1,
-    )]);
-    let bin = compile(&json);
-    let key = hex16(KEY);
-    let fields = HashFields {
-        src_addr: true,
-        dst_addr: true,
-        src_port: true,
-        dst_port: true,
-    };
+    );
+    let fields = HashFields::parse_list("src_addr,dst_addr,src_port,dst_port").unwrap();
     let f = hashing(&bin, fields);
-    let r = route_of(&f, &echo4("172.20.30.40", "10.1.1.1", 0xbeef));
-    let want = flow_hash(&key, &fields, ("172.20.30.40", "10.1.1.1", 0, 0));
-    assert_eq!(r.hash, want);
+    let frame = echo4("172.20.30.40", "10.1.1.1", 0xbeef);
+    let r = hashed(&f, &frame, &fields, ("172.20.30.40", "10.1.1.1", 0, 0));
     assert_eq!(r.flow_hint, 0xbeef);
     assert_eq!(
         r.udp_src_port(),
         0x8000 | ((r.hash as u16 ^ 0xbeef) & 0x7fff)
     );
-    let r = route_of(&f, &echo6("2001:db8::5", "fd42::1", 0x5a5a5));
-    let want = flow_hash(&key, &fields, ("2001:db8::5", "fd42::1", 0, 0));
-    assert_eq!(r.hash, want);
+    let frame = echo6("2001:db8::5", "fd42::1", 0x5a5a5);
+    let r = hashed(&f, &frame, &fields, ("2001:db8::5", "fd42::1", 0, 0));
     // The low 16 bits of the 20-bit flow label.
     assert_eq!(r.flow_hint, 0xa5a5);
 }
 
 #[test]
 fn alt_hash_fields_add_hops_three_and_four() {
-    let json = tables_json(&[(
-        KEY,
+    let bin = one_table(
         r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}"#,
         &[
             "192.0.2.1",
@@ -552,15 +529,9 @@ fn alt_hash_fields_add_hops_three_and_four() {
             "192.0.2.4",
             "192.0.2.5",
         ],
-    )]);
-    let bin = compile(&json);
+    );
     let key = hex16(KEY);
-    let alt = HashFields {
-        src_addr: true,
-        dst_addr: false,
-        src_port: true,
-        dst_port: false,
-    };
+    let alt = HashFields::parse_list("src_addr,src_port").unwrap();
     let f = forwarder(
         &bin,
         RouteOptions {
@@ -653,12 +624,10 @@ fn expected_encap(
 
 #[test]
 fn encapsulation_layout_two_and_four_hops() {
-    let json = tables_json(&[(
-        KEY,
+    let bin = one_table(
         r#"{"ip": "10.1.1.1", "proto": "tcp", "port": 80}, {"ip": "fd42::1", "proto": "tcp", "port": 80}"#,
         &["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"],
-    )]);
-    let bin = compile(&json);
+    );
     for alt in [
         None,
         Some(HashFields::parse_list("src_addr,src_port").unwrap()),
