@@ -65,6 +65,10 @@ pub enum EncapError {
     TooLarge,
 }
 
+/// What encapsulating gives: the encapsulated frame's start and length
+/// in the buffer, or why there is none (the buffer is then untouched).
+pub type Encapsulated = Result<(usize, usize), EncapError>;
+
 /// Writes outer headers for one port's settings.
 #[derive(Debug, Clone)]
 pub struct Encapsulator {
@@ -128,16 +132,10 @@ impl Encapsulator {
     }
 
     /// Encapsulates the frame that starts at `frame_start` in `buf`, as
-    /// routed by `route`. Returns the encapsulated frame's start and length
-    /// in `buf`; everything after the inner IP packet (Ethernet padding)
-    /// is left out. On error the buffer is untouched.
+    /// routed by `route`. Everything after the inner IP packet (Ethernet
+    /// padding) is left out.
     #[inline(always)]
-    pub fn encapsulate(
-        &self,
-        buf: &mut [u8],
-        frame_start: usize,
-        route: &Route,
-    ) -> Result<(usize, usize), EncapError> {
+    pub fn encapsulate(&self, buf: &mut [u8], frame_start: usize, route: &Route) -> Encapsulated {
         let inner = frame_start
             .checked_add(route.ip_offset)
             .ok_or(EncapError::OutOfBounds)?;
@@ -160,7 +158,7 @@ impl Encapsulator {
         buf: &mut [u8],
         frame_start: usize,
         route: &V4Route,
-    ) -> Result<(usize, usize), EncapError> {
+    ) -> Encapsulated {
         let inner = frame_start
             .checked_add(ethernet::HEADER_LEN)
             .ok_or(EncapError::OutOfBounds)?;
@@ -178,8 +176,6 @@ impl Encapsulator {
     /// `buf` (GUE protocol `gue_proto`) towards `hops[0]`, listing the
     /// other hops in GUE, with outer UDP source port `sport`. The number
     /// of hops is known at compile time, so the header layout is too.
-    /// Returns the encapsulated frame's start and length in `buf`; on
-    /// error the buffer is untouched.
     #[inline(always)]
     pub fn encapsulate_ip<const HOPS: usize>(
         &self,
@@ -189,7 +185,7 @@ impl Encapsulator {
         gue_proto: u8,
         sport: u16,
         hops: &[Ipv4Addr; HOPS],
-    ) -> Result<(usize, usize), EncapError> {
+    ) -> Encapsulated {
         let Some((&first, rest)) = hops.split_first() else {
             return Err(EncapError::OutOfBounds);
         };
