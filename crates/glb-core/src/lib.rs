@@ -13,11 +13,12 @@
 //! * [`table`] — the binary table the director loads: a writer and a
 //!   validating zero-copy reader.
 //! * [`rendezvous`] — generation of the 65,536-row primary/secondary table.
-//! * [`flow`] — flow hashing and bind matching.
 //! * [`hash`] — SipHash-2-4 keyed hashing and the secret key type.
-//! * [`packet`], [`classify`], [`forward`], [`encap`] — the director's
-//!   packet path: frame inspection, bind classification, routing over a
-//!   loaded table, and GUE encapsulation in place.
+//! * The director's packet path, one module per step in SPEC order:
+//!   [`inspect`] (one pass over the frame), [`classify`] (bind matching),
+//!   [`flowhash`], [`route`] (the row's hops over a loaded table) and
+//!   [`encap`] (GUE encapsulation in place); [`batch`] routes a burst at
+//!   once, and [`path`] runs a frame through all of it to its verdict.
 //! * [`prefetch`] — the cache hint the batch path issues for table rows.
 //! * [`wire`] — typed views over packet bytes (Ethernet, IPv4/IPv6,
 //!   ports, ICMP, UDP, GUE with GLB's hop list) and the Internet checksum.

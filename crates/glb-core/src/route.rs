@@ -96,8 +96,8 @@ impl Route {
 
 /// The route of an IPv4 TCP/UDP frame over two hops — the director's
 /// common case — in just the values its encapsulation needs (see
-/// [`BatchRouter::v4_route`]). The inner packet is IPv4 and starts right
-/// after the frame's Ethernet header.
+/// [`crate::batch::BatchRouter::v4_route`]). The inner packet is IPv4
+/// and starts right after the frame's Ethernet header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct V4Route {
     /// Table the packet was classified to.
@@ -323,7 +323,7 @@ impl Forwarder {
 }
 
 /// A frame classified and hashed, its route not yet read from the table
-/// (see [`Forwarder::start_frame`]).
+/// (see [`Forwarder::start`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending(pub(crate) Stage);
 

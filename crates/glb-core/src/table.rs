@@ -181,7 +181,7 @@ pub fn compile_table(table: &Table) -> Box<TableRecord> {
     rec
 }
 
-/// The largest binary table a file may be: [`MAX_TABLES`] tables.
+/// The largest binary table a file may be: [`MAX_TABLES`](crate::model::MAX_TABLES) tables.
 pub const MAX_FILE_SIZE: usize = HEADER_SIZE + crate::model::MAX_TABLES * TABLE_SIZE;
 
 fn file_header(num_tables: usize) -> FileHeader {

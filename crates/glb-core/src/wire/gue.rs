@@ -303,6 +303,11 @@ mod tests {
         b = HDR;
         b[0] = 0; // no private data
         assert!(matches!(check(&b), Err(Error::Malformed(_))));
+        // ... refused before the hop count, which is not there, is read.
+        assert_eq!(
+            check(&[0, 4, 0, 0]),
+            Err(Error::Malformed(Malformed::GueNoPrivateData))
+        );
         b = HDR;
         b[7] = 255; // hop_count 255 with room for one: never read past hlen
         let p = Packet::new_checked(&b[..]).unwrap();
