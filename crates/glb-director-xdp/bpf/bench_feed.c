@@ -16,6 +16,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "maps.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define FRAME 64
@@ -26,12 +28,7 @@ struct feed_frame {
 };
 
 /* The frames, in order; feed_state.count of them are in use. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct feed_frame);
-	__uint(max_entries, FEED_CAP);
-} feed_frames SEC(".maps");
+GLB_MAP(feed_frames, BPF_MAP_TYPE_ARRAY, __u32, struct feed_frame, FEED_CAP, 0);
 
 struct feed_state {
 	/* Set by the benchmark. */
@@ -43,19 +40,8 @@ struct feed_state {
 	__u64 missed;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct feed_state);
-	__uint(max_entries, 1);
-} feed_state SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-	__uint(max_entries, 1);
-} feed_target SEC(".maps");
+GLB_MAP(feed_state, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct feed_state, 1, 0);
+GLB_PROG_ARRAY(feed_target, 1);
 
 SEC("xdp")
 int xdp_bench_feed(struct xdp_md *ctx)

@@ -12,6 +12,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "maps.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define FLOWS 10000
@@ -21,19 +23,8 @@ struct gen_frame {
 	__u8 b[FRAME];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct gen_frame);
-	__uint(max_entries, 1);
-} gen_template SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 1);
-} gen_next SEC(".maps");
+GLB_MAP(gen_template, BPF_MAP_TYPE_ARRAY, __u32, struct gen_frame, 1, 0);
+GLB_MAP(gen_next, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u32, 1, 0);
 
 SEC("xdp")
 int xdp_bench_gen(struct xdp_md *ctx)

@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "glb_xdp.h"
+#include "maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -28,96 +29,30 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define INTERVALS_CAP 65536
 #define TRIE_CAP (GLB_GENS * 2 * BINDS_CAP)
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_state);
-	__uint(max_entries, 1);
-} glb_state SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_settings);
-	__uint(max_entries, GLB_GENS);
-} glb_settings SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_table);
-	__uint(max_entries, GLB_GENS * TABLES_CAP);
-} glb_tables SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_rows);
-	__uint(max_entries, GLB_GENS * TABLES_CAP);
-} glb_rows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct glb_key_v4);
-	__type(value, struct glb_class);
-	__uint(max_entries, TRIE_CAP);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} glb_binds_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct glb_key_v6);
-	__type(value, struct glb_class);
-	__uint(max_entries, TRIE_CAP);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} glb_binds_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_interval);
-	__uint(max_entries, GLB_GENS * INTERVALS_CAP);
-} glb_intervals SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_counters);
-	__uint(max_entries, 1);
-} glb_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_traffic);
-	__uint(max_entries, GLB_GENS * BINDS_CAP);
-} glb_bind_traffic SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct glb_traffic);
-	__uint(max_entries, GLB_GENS * TABLES_CAP * GLB_MAX_BACKENDS);
-} glb_backend_traffic SEC(".maps");
+GLB_MAP(glb_state, BPF_MAP_TYPE_ARRAY, __u32, struct glb_state, 1, 0);
+GLB_MAP(glb_settings, BPF_MAP_TYPE_ARRAY, __u32, struct glb_settings, GLB_GENS, 0);
+GLB_MAP(glb_tables, BPF_MAP_TYPE_ARRAY, __u32, struct glb_table, GLB_GENS * TABLES_CAP, 0);
+GLB_MAP(glb_rows, BPF_MAP_TYPE_ARRAY, __u32, struct glb_rows, GLB_GENS * TABLES_CAP, 0);
+GLB_MAP(glb_binds_v4, BPF_MAP_TYPE_LPM_TRIE, struct glb_key_v4, struct glb_class, TRIE_CAP,
+	BPF_F_NO_PREALLOC);
+GLB_MAP(glb_binds_v6, BPF_MAP_TYPE_LPM_TRIE, struct glb_key_v6, struct glb_class, TRIE_CAP,
+	BPF_F_NO_PREALLOC);
+GLB_MAP(glb_intervals, BPF_MAP_TYPE_ARRAY, __u32, struct glb_interval,
+	GLB_GENS * INTERVALS_CAP, 0);
+GLB_MAP(glb_counters, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct glb_counters, 1, 0);
+GLB_MAP(glb_bind_traffic, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct glb_traffic,
+	GLB_GENS * BINDS_CAP, 0);
+GLB_MAP(glb_backend_traffic, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct glb_traffic,
+	GLB_GENS * TABLES_CAP * GLB_MAX_BACKENDS, 0);
 
 /* The source MAC of encapsulated frames, by receiving interface. Where
  * the loader did not name the interface, the received frame's
  * destination (our own address) is used. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, struct glb_mac);
-	__uint(max_entries, 64);
-} glb_port_macs SEC(".maps");
+GLB_MAP(glb_port_macs, BPF_MAP_TYPE_HASH, __u32, struct glb_mac, 64, 0);
 
 /* xdpcap's hook: one slot per XDP action, tail-called with the verdict so
  * a capture sees every frame with its outcome. Empty slots fall through. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-	__uint(max_entries, 5);
-} xdpcap_hook SEC(".maps");
+GLB_PROG_ARRAY(xdpcap_hook, 5);
 
 #define IPPROTO_ICMPV6_ 58
 #define ICMP_DEST_UNREACH_ 3
@@ -244,6 +179,54 @@ static __always_inline void transport(struct flow *f, const __u8 *ip, const __u8
 	f->flow_hint = f->src_port;
 }
 
+/* The length of the IP header an ICMP error quotes (`qlen` bytes are
+ * there), or 0 when it is not all there. */
+static __always_inline __u32 quoted_ip_len(const __u8 *q, __u32 qlen, const void *data_end,
+					   int v6)
+{
+	__u32 min = v6 ? IP6_LEN : IP4_LEN;
+	if (qlen < min || (const void *)(q + min) > data_end || (q[0] >> 4) != (v6 ? 6 : 4))
+		return 0;
+	if (v6)
+		return IP6_LEN;
+	__u32 ihl = (q[0] & 0x0f) * 4;
+	return ihl < IP4_LEN || ihl > qlen ? 0 : ihl;
+}
+
+/* What follows the IP header at `ip`: `l4len` bytes of protocol `proto`
+ * that the stated length allows within the frame. Only the ICMP messages
+ * differ between the two versions: IPv4's fragmentation needed and echo
+ * request, IPv6's packet too big and echo request. */
+static __always_inline void inspect_l4(struct flow *f, const __u8 *ip, const __u8 *l4,
+				       __u32 l4len, __u8 proto, const void *data_end, int v6)
+{
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		if (l4len >= 4 && (const void *)(l4 + 4) <= data_end)
+			transport(f, ip, l4, v6, proto);
+		return;
+	}
+	if (proto != (v6 ? IPPROTO_ICMPV6_ : IPPROTO_ICMP) || l4len < 1 ||
+	    (const void *)(l4 + 1) > data_end)
+		return;
+	int too_big = v6 ? l4[0] == ICMPV6_PKT_TOOBIG_
+			 : l4[0] == ICMP_DEST_UNREACH_ && l4len >= 2 &&
+				   (const void *)(l4 + 2) <= data_end && l4[1] == ICMP_FRAG_NEEDED_;
+	if (too_big) {
+		if (l4len < 8)
+			return;
+		const __u8 *q = l4 + 8;
+		__u32 qlen = l4len - 8, qhdr = quoted_ip_len(q, qlen, data_end, v6);
+		if (!qhdr)
+			return;
+		if (icmp_error(f, q, q + qhdr, qlen - qhdr, data_end, v6))
+			copy_addr(f->outer_dst, ip + (v6 ? 24 : 16), v6);
+	} else if (l4[0] == (v6 ? ICMPV6_ECHO_REQUEST_ : ICMP_ECHO_)) {
+		/* The hint: IPv4's identification, the low 16 bits of IPv6's
+		 * flow label. */
+		echo(f, ip, v6, rd16(ip + (v6 ? 2 : 4)), l4len);
+	}
+}
+
 /* glb-core's inspect_ipv4: `avail` is what the frame holds after the
  * Ethernet header. */
 static __always_inline void inspect_v4(struct flow *f, const __u8 *ip, const void *data_end,
@@ -264,32 +247,7 @@ static __always_inline void inspect_v4(struct flow *f, const __u8 *ip, const voi
 		return;
 	/* The payload the stated length allows, within the frame. */
 	__u32 end = total < ihl ? ihl : total > avail ? avail : total;
-	__u32 l4len = end - ihl;
-	const __u8 *l4 = ip + ihl;
-	__u8 proto = ip[9];
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		if (l4len >= 4 && (const void *)(l4 + 4) <= data_end)
-			transport(f, ip, l4, 0, proto);
-		return;
-	}
-	if (proto != IPPROTO_ICMP || l4len < 1 || (const void *)(l4 + 1) > data_end)
-		return;
-	if (l4[0] == ICMP_DEST_UNREACH_ && l4len >= 2 && (const void *)(l4 + 2) <= data_end &&
-	    l4[1] == ICMP_FRAG_NEEDED_) {
-		if (l4len < 8)
-			return;
-		const __u8 *q = l4 + 8;
-		__u32 qlen = l4len - 8;
-		if (qlen < IP4_LEN || (const void *)(q + IP4_LEN) > data_end || (q[0] >> 4) != 4)
-			return;
-		__u32 qihl = (q[0] & 0x0f) * 4;
-		if (qihl < IP4_LEN || qihl > qlen)
-			return;
-		if (icmp_error(f, q, q + qihl, qlen - qihl, data_end, 0))
-			copy_addr(f->outer_dst, ip + 16, 0);
-	} else if (l4[0] == ICMP_ECHO_) {
-		echo(f, ip, 0, rd16(ip + 4), l4len);
-	}
+	inspect_l4(f, ip, ip + ihl, end - ihl, ip[9], data_end, 0);
 }
 
 static __always_inline void inspect_v6(struct flow *f, const __u8 *ip, const void *data_end,
@@ -306,29 +264,7 @@ static __always_inline void inspect_v6(struct flow *f, const __u8 *ip, const voi
 	f->complete = total <= avail;
 	f->flow_complete = 1;
 	__u32 end = total > avail ? avail : total;
-	__u32 l4len = end - IP6_LEN;
-	const __u8 *l4 = ip + IP6_LEN;
-	__u8 nh = ip[6];
-	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP) {
-		if (l4len >= 4 && (const void *)(l4 + 4) <= data_end)
-			transport(f, ip, l4, 1, nh);
-		return;
-	}
-	if (nh != IPPROTO_ICMPV6_ || l4len < 1 || (const void *)(l4 + 1) > data_end)
-		return;
-	if (l4[0] == ICMPV6_PKT_TOOBIG_) {
-		if (l4len < 8)
-			return;
-		const __u8 *q = l4 + 8;
-		__u32 qlen = l4len - 8;
-		if (qlen < IP6_LEN || (const void *)(q + IP6_LEN) > data_end || (q[0] >> 4) != 6)
-			return;
-		if (icmp_error(f, q, q + IP6_LEN, qlen - IP6_LEN, data_end, 1))
-			copy_addr(f->outer_dst, ip + 24, 1);
-	} else if (l4[0] == ICMPV6_ECHO_REQUEST_) {
-		/* The low 16 bits of the flow label. */
-		echo(f, ip, 1, rd16(ip + 2), l4len);
-	}
+	inspect_l4(f, ip, ip + IP6_LEN, end - IP6_LEN, ip[6], data_end, 1);
 }
 
 /* ---- classification ---- */
@@ -340,24 +276,15 @@ static __always_inline __u32 common_bits32(__u32 a, __u32 b)
 	/* clang 14 cannot lower __builtin_clz for BPF. */
 	if (!x)
 		return 32;
-	if (!(x & 0xffff0000)) {
-		n += 16;
-		x <<= 16;
+	/* Binary search: while the top `w` bits are clear, count and drop
+	 * them. */
+#pragma unroll
+	for (__u32 w = 16; w >= 1; w /= 2) {
+		if (!(x >> (32 - w))) {
+			n += w;
+			x <<= w;
+		}
 	}
-	if (!(x & 0xff000000)) {
-		n += 8;
-		x <<= 8;
-	}
-	if (!(x & 0xf0000000)) {
-		n += 4;
-		x <<= 4;
-	}
-	if (!(x & 0xc0000000)) {
-		n += 2;
-		x <<= 2;
-	}
-	if (!(x & 0x80000000))
-		n += 1;
 	return n;
 }
 
@@ -609,8 +536,9 @@ static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, const void *data_end)
 		sum += (__u32)r;                                      \
 		off = (off + (N)) & 0xfff;                            \
 	}
-#define SUM_INLINE(N)                                                 \
-	{                                                             \
+/* Bit N of the length, summed inline. */
+#define SUM_BIT_INLINE(N)                                             \
+	if (len & (N)) {                                              \
 		__u8 *c = p + off;                                    \
 		if ((void *)(c + (N)) > data_end)                      \
 			return -1;                                    \
@@ -634,19 +562,9 @@ static __always_inline __s64 sum_bytes(__u8 *p, __u32 len, const void *data_end)
 		SUM(512)
 	if (len & 256)
 		SUM(256)
-	if (len & 128)
-		SUM_INLINE(128)
-	if (len & 64)
-		SUM_INLINE(64)
-	if (len & 32)
-		SUM_INLINE(32)
-	if (len & 16)
-		SUM_INLINE(16)
-	if (len & 8)
-		SUM_INLINE(8)
-	if (len & 4)
-		SUM_INLINE(4)
-#undef SUM_INLINE
+	SUM_BIT_INLINE(128) SUM_BIT_INLINE(64) SUM_BIT_INLINE(32)
+	SUM_BIT_INLINE(16) SUM_BIT_INLINE(8) SUM_BIT_INLINE(4)
+#undef SUM_BIT_INLINE
 #undef SUM
 	/* The words were summed in native order; bring the sum to network
 	 * order before the last 0-3 bytes are added as network-order words. */

@@ -9,14 +9,11 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "maps.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-	__uint(max_entries, 3);
-} root_array SEC(".maps");
+GLB_PROG_ARRAY(root_array, 3);
 
 SEC("xdp")
 int xdp_root(struct xdp_md *ctx)
