@@ -22,37 +22,10 @@ use glb_core::wire::ethernet;
 use glb_director_xdp::test_run::{self, action, action_name};
 use support::*;
 
-const TABLES: &str = r#"{"tables": [
-  {"hash_key": "0102030405060708090a0b0c0d0e0f10", "seed": "a1a2a3a4a5a6a7a8a9aaabacadaeafb0",
-   "binds": [
-     {"ip": "10.10.10.10", "proto": "tcp", "port": 80},
-     {"ip": "10.10.10.10", "proto": "tcp", "port_start": 440, "port_end": 450},
-     {"ip": "10.20.0.0/16", "proto": "udp", "port_start": 5000, "port_end": 5100},
-     {"ip": "fd00::10", "proto": "tcp", "port": 443},
-     {"ip": "fd00:1::/64", "proto": "udp", "port_start": 53, "port_end": 53}
-   ],
-   "backends": [
-     {"ip": "192.168.1.1", "state": "active", "healthy": true},
-     {"ip": "192.168.1.2", "state": "active", "healthy": true},
-     {"ip": "192.168.1.3", "state": "draining", "healthy": true},
-     {"ip": "192.168.1.4", "state": "active", "healthy": false}
-   ]},
-  {"hash_key": "f0e0d0c0b0a090807060504030201000", "seed": "0b1b2b3b4b5b6b7b8b9babbbcbdbebfb",
-   "binds": [
-     {"ip": "10.10.10.0/24", "proto": "tcp", "port_start": 0, "port_end": 65535},
-     {"ip": "10.20.30.0/24", "proto": "udp", "port": 5050},
-     {"ip": "fd00::/16", "proto": "tcp", "port_start": 1, "port_end": 1000}
-   ],
-   "backends": [
-     {"ip": "172.16.0.1", "state": "active", "healthy": true},
-     {"ip": "fdaa::2", "state": "active", "healthy": true},
-     {"ip": "172.16.0.3", "state": "active", "healthy": true},
-     {"ip": "172.16.0.4", "state": "active", "healthy": true},
-     {"ip": "172.16.0.5", "state": "filling", "healthy": true},
-     {"ip": "172.16.0.6", "state": "active", "healthy": true},
-     {"ip": "172.16.0.7", "state": "inactive", "healthy": true}
-   ]}
-]}"#;
+/// Two tables: binds of every kind (single ports, ranges, prefixes, both
+/// protocols and address families) and backends in every state, an IPv6
+/// one among them.
+const TABLES: &str = include_str!("data/differential-tables.json");
 
 /// Seeded, so a failure replays.
 struct Rng(fastrand::Rng);
@@ -248,22 +221,25 @@ fn base_frame(r: &mut Rng) -> Vec<u8> {
             let ip = ipv6(r, 58, None, outer, &icmp);
             eth(r, 0x86dd, &ip)
         }
-        9 => {
-            // Echo requests (and other ICMP).
-            let ty = r.pick(&[8u8, 8, 0, 13]);
+        kind @ 9..=10 => {
+            // Echo requests (and other ICMP), over IPv4 (9) or IPv6 (10).
+            let v6 = kind == 10;
+            let ty = r.pick(if v6 {
+                &[128u8, 128, 129, 135]
+            } else {
+                &[8u8, 8, 0, 13]
+            });
             let mut icmp = vec![ty, 0, 0, 0];
             icmp.extend(r.bytes(4 + payload_len.min(56)));
-            let (src, dst) = (v4_src(r), r.pick(V4_DSTS));
-            let ip = ipv4(r, 1, src, dst, &icmp);
-            eth(r, 0x0800, &ip)
-        }
-        10 => {
-            let ty = r.pick(&[128u8, 128, 129, 135]);
-            let mut icmp = vec![ty, 0, 0, 0];
-            icmp.extend(r.bytes(4 + payload_len.min(56)));
-            let dst: Ipv6Addr = r.pick(V6_DSTS).parse().unwrap();
-            let ip = ipv6(r, 58, None, dst, &icmp);
-            eth(r, 0x86dd, &ip)
+            if v6 {
+                let dst: Ipv6Addr = r.pick(V6_DSTS).parse().unwrap();
+                let ip = ipv6(r, 58, None, dst, &icmp);
+                eth(r, 0x86dd, &ip)
+            } else {
+                let (src, dst) = (v4_src(r), r.pick(V4_DSTS));
+                let ip = ipv4(r, 1, src, dst, &icmp);
+                eth(r, 0x0800, &ip)
+            }
         }
         _ => {
             // Not IP, or random bytes behind an IP ethertype.
