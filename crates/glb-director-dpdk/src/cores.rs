@@ -121,6 +121,31 @@ impl CoreCtx {
     fn stats(&self) -> &CoreStats {
         &self.shared.cores[self.slot]
     }
+
+    /// The core loop: runs `pass` until the director stops, counting the
+    /// table swaps the core notices before each pass and idling after
+    /// passes that did no work (`pass` returns how many packets it
+    /// handled).
+    #[inline]
+    fn run_passes(&self, mut pass: impl FnMut(&CoreStats) -> usize) -> i32 {
+        let shared = &*self.shared;
+        let stats = self.stats();
+        let mut watch = ReloadWatch::new(shared);
+        let mut idle = Idle::new(self.idle, stats);
+        while shared.running.load(Ordering::Relaxed) {
+            watch.check(shared, stats);
+            idle.after(pass(stats));
+        }
+        0
+    }
+
+    /// [`Self::run_passes`] for a core that processes packets: `pass` is
+    /// also given the forwarding table in use.
+    #[inline]
+    fn run_forwarding(&self, mut pass: impl FnMut(&Forwarder, &CoreStats) -> usize) -> i32 {
+        let mut table = Cache::new(&self.shared.forwarder);
+        self.run_passes(|stats| pass(table.load(), stats))
+    }
 }
 
 /// Counts table swaps as a core notices them.
@@ -275,20 +300,13 @@ pub struct RtcJob<'a> {
 impl<'a> RtcJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
-        let shared = Arc::clone(&self.ctx.shared);
-        let stats = self.ctx.stats();
-        let mut table = Cache::new(&shared.forwarder);
-        let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle, stats);
         let mut batch = MbufBatch::new();
         let mut fwd_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
         let mut outs = [Out::Drop; BURST];
         let mut scratch = Box::default();
-        while shared.running.load(Ordering::Relaxed) {
-            watch.check(&shared, stats);
-            let fwd: &Forwarder = table.load();
+        self.ctx.run_forwarding(|fwd, stats| {
             let mut work = 0;
             for p in self.paths.iter_mut() {
                 if p.rx.rx(&mut batch) == 0 {
@@ -325,10 +343,8 @@ impl<'a> RtcJob<'a> {
                 }
                 drops.free_all();
             }
-            work += serve_kni_rx(&mut self.kni, &mut self.tx, &mut batch, stats);
-            idle.after(work);
-        }
-        0
+            work + serve_kni_rx(&mut self.kni, &mut self.tx, &mut batch, stats)
+        })
     }
 }
 
@@ -423,17 +439,12 @@ fn send_by_port<'a>(
 impl<'a> DistributorJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
-        let shared = Arc::clone(&self.ctx.shared);
-        let stats = self.ctx.stats();
-        let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle, stats);
         let nw = self.workers.len();
         let mut batch = MbufBatch::new();
         let mut staging: Vec<MbufBatch<'a>> = (0..nw).map(|_| MbufBatch::new()).collect();
         let mut tx_outs: Vec<MbufBatch<'a>> = self.tx.iter().map(|_| MbufBatch::new()).collect();
         let mut kni_outs: Vec<MbufBatch<'a>> = self.kni.iter().map(|_| MbufBatch::new()).collect();
-        while shared.running.load(Ordering::Relaxed) {
-            watch.check(&shared, stats);
+        self.ctx.run_passes(|stats| {
             let mut work = 0;
 
             // Hand over what is still waiting; receive only when every
@@ -469,33 +480,34 @@ impl<'a> DistributorJob<'a> {
             }
 
             for link in self.workers.iter_mut() {
-                while link.done.dequeue(&mut batch) > 0 {
-                    work += batch.len();
-                    let sent = send_by_port(
-                        &mut batch,
+                // What a worker encapsulated leaves by the transmit queue
+                // of its receive port; what matched nothing, by the
+                // port's exception link.
+                let returns = [
+                    (
+                        &mut link.done,
                         &self.tx_for_port,
                         &mut self.tx,
                         &mut tx_outs,
-                        &stats.dropped,
-                    );
-                    add(&stats.counters.eth_tx_sent, sent);
-                }
-                while link.unmatched.dequeue(&mut batch) > 0 {
-                    work += batch.len();
-                    let sent = send_by_port(
-                        &mut batch,
+                    ),
+                    (
+                        &mut link.unmatched,
                         &self.kni_for_port,
                         &mut self.kni_tx,
                         &mut kni_outs,
-                        &stats.dropped,
-                    );
-                    add(&stats.counters.kni, sent);
+                    ),
+                ];
+                let counters = [&stats.counters.eth_tx_sent, &stats.counters.kni];
+                for ((ring, map, queues, outs), sent_counter) in returns.into_iter().zip(counters) {
+                    while ring.dequeue(&mut batch) > 0 {
+                        work += batch.len();
+                        let sent = send_by_port(&mut batch, map, queues, outs, &stats.dropped);
+                        add(sent_counter, sent);
+                    }
                 }
             }
-            work += serve_kni_rx(&mut self.kni, &mut self.tx, &mut batch, stats);
-            idle.after(work);
-        }
-        0
+            work + serve_kni_rx(&mut self.kni, &mut self.tx, &mut batch, stats)
+        })
     }
 }
 
@@ -517,21 +529,14 @@ pub struct WorkerJob<'a> {
 impl<'a> WorkerJob<'a> {
     /// The core loop; returns when the director stops.
     pub fn run(mut self) -> i32 {
-        let shared = Arc::clone(&self.ctx.shared);
-        let stats = self.ctx.stats();
-        let mut table = Cache::new(&shared.forwarder);
-        let mut watch = ReloadWatch::new(&shared);
-        let mut idle = Idle::new(self.ctx.idle, stats);
+        let exception = self.unmatched.is_some();
         let mut batch = MbufBatch::new();
         let mut done_out = MbufBatch::new();
         let mut kni_out = MbufBatch::new();
         let mut drops = MbufBatch::new();
         let mut outs: Vec<Out> = Vec::with_capacity(BURST);
         let mut scratch = Box::default();
-        let exception = self.unmatched.is_some();
-        while shared.running.load(Ordering::Relaxed) {
-            watch.check(&shared, stats);
-            let fwd: &Forwarder = table.load();
+        self.ctx.run_forwarding(|fwd, stats| {
             let mut work = 0;
 
             // Returns first; take new work only when they are all out.
@@ -578,8 +583,7 @@ impl<'a> WorkerJob<'a> {
                     u.enqueue(&mut kni_out);
                 }
             }
-            idle.after(work);
-        }
-        0
+            work
+        })
     }
 }

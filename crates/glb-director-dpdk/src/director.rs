@@ -520,6 +520,15 @@ fn build_jobs<'a>(
         }
         Ok((links, txs))
     };
+    // In the order of `CorePlan::tx_queues`, which a core's paths index.
+    let tx_queues = |c: &CorePlan,
+                     txq: &mut BTreeMap<(u16, u16), TxQueue<'a>>|
+     -> Result<Vec<TxQueue<'a>>, StartError> {
+        c.tx_queues()
+            .iter()
+            .map(|&q| take(txq, q, "transmit queue"))
+            .collect()
+    };
 
     // Rings first: each worker's ends are made with its distributor's.
     let mut worker_ends: BTreeMap<
@@ -565,10 +574,7 @@ fn build_jobs<'a>(
                         kni: kni.iter().position(|k| k.port == fp.rx_port),
                     });
                 }
-                let tx = txs
-                    .iter()
-                    .map(|&q| take(txq, q, "transmit queue"))
-                    .collect::<Result<_, _>>()?;
+                let tx = tx_queues(c, txq)?;
                 let job = RtcJob {
                     ctx: ctx(c),
                     paths,
@@ -579,17 +585,13 @@ fn build_jobs<'a>(
                 Box::new(move || job.run())
             }
             Job::Distributor { .. } => {
-                let txs = c.tx_queues();
                 let (kni, kni_tx) = kni_links(c, tap_rx, tap_tx)?;
                 let rx = c
                     .flow_paths
                     .iter()
                     .map(|fp| take(rxq, (fp.rx_port, fp.rx_queue), "receive queue"))
                     .collect::<Result<_, _>>()?;
-                let tx = txs
-                    .iter()
-                    .map(|&q| take(txq, q, "transmit queue"))
-                    .collect::<Result<_, _>>()?;
+                let tx = tx_queues(c, txq)?;
                 let job = DistributorJob {
                     ctx: ctx(c),
                     rx,
