@@ -71,7 +71,7 @@ impl Engine for Running<'_, '_> {
     type Error = Failure;
 
     fn reload(&mut self, path: &Path) -> Result<usize, Failure> {
-        let fwd = load_forwarder(path, self.options)?.with_lane_engine(self.engine);
+        let fwd = load_forwarder(path, self.options, self.engine)?;
         let tables = fwd.num_tables();
         self.director.swap_table(fwd);
         Ok(tables)
@@ -117,13 +117,12 @@ fn run(eal_args: Vec<String>, args: Args) -> Result<()> {
     // Signals first, so a stop or reload during start-up is not lost.
     let signals = Signals::install().context("cannot handle signals")?;
 
-    let loaded = DirectorConfig::load(&args.config_file)?;
-    for w in &loaded.warnings {
-        warn!("{w}");
-    }
-    let cfg = loaded.config;
-    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?
-        .with_lane_engine(args.lane_engine.engine);
+    let cfg = DirectorConfig::load(&args.config_file)?.report_warnings(|w| warn!("{w}"));
+    let fwd = load_forwarder(
+        &args.forwarding_table,
+        cfg.route_options(),
+        args.lane_engine.engine,
+    )?;
     info!(
         table = %args.forwarding_table.display(),
         tables = fwd.num_tables(),

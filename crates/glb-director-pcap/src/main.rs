@@ -15,13 +15,13 @@ use glb_director::table::load_forwarder;
 use glb_director_pcap::{self as pcap, Job};
 
 fn run(args: &Args) -> Result<()> {
-    let loaded = DirectorConfig::load(&args.config_file)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let cfg = loaded.config;
-    let fwd = load_forwarder(&args.forwarding_table, cfg.route_options())?
-        .with_lane_engine(args.lane_engine.engine);
+    let cfg =
+        DirectorConfig::load(&args.config_file)?.report_warnings(|w| eprintln!("warning: {w}"));
+    let fwd = load_forwarder(
+        &args.forwarding_table,
+        cfg.route_options(),
+        args.lane_engine.engine,
+    )?;
     // A capture file has no port, hence no source MAC.
     let enc = Encapsulator::new(cfg.encap_params(ethernet::Address::ZERO));
     let reads = [

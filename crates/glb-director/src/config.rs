@@ -248,6 +248,15 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+impl Loaded {
+    /// The configuration, once each warning has been handed to `warn`
+    /// (each binary reports them its own way).
+    pub fn report_warnings(self, warn: impl FnMut(&str)) -> DirectorConfig {
+        self.warnings.iter().map(String::as_str).for_each(warn);
+        self.config
+    }
+}
+
 /// Whether a configuration must have the DPDK engine's keys
 /// (`flow_paths`, `lcores`). The XDP director uses the same file and has
 /// no cores or ports to configure: for it they are optional, and checked

@@ -9,6 +9,7 @@ use std::fmt::Display;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use glb_core::hash::LaneEngine;
 use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::{TableFile, TableFileError};
 
@@ -82,10 +83,15 @@ pub fn load<T, E: Display>(
     })
 }
 
-/// Loads the table at `path` for the packet path, routing with `options`.
-pub fn load_forwarder(path: &Path, options: RouteOptions) -> Result<Forwarder, TableError> {
+/// Loads the table at `path` for the packet path, routing with `options`
+/// and hashing flows on `engine`'s instructions.
+pub fn load_forwarder(
+    path: &Path,
+    options: RouteOptions,
+    engine: LaneEngine,
+) -> Result<Forwarder, TableError> {
     load(path, |file| {
-        Ok::<_, std::convert::Infallible>(Forwarder::new(file, options))
+        Ok::<_, std::convert::Infallible>(Forwarder::new(file, options).with_lane_engine(engine))
     })
 }
 
@@ -97,7 +103,8 @@ mod tests {
     fn errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.bin");
-        let e = load_forwarder(&missing, RouteOptions::default()).unwrap_err();
+        let e =
+            load_forwarder(&missing, RouteOptions::default(), LaneEngine::portable()).unwrap_err();
         assert!(matches!(e, TableError::Read { .. }));
         assert!(
             e.to_string()
@@ -105,7 +112,7 @@ mod tests {
         );
         let bad = dir.path().join("bad.bin");
         std::fs::write(&bad, b"GLBD but not a table").unwrap();
-        let e = load_forwarder(&bad, RouteOptions::default()).unwrap_err();
+        let e = load_forwarder(&bad, RouteOptions::default(), LaneEngine::portable()).unwrap_err();
         assert!(
             e.to_string().starts_with(&format!(
                 "{}: not a valid forwarding table: ",

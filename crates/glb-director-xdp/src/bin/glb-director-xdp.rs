@@ -46,12 +46,9 @@ struct InService {
 fn run(args: &Args) -> Result<()> {
     // First, so a signal during start-up is not lost.
     let signals = Signals::install().context("installing signal handlers")?;
-    let loaded = DirectorConfig::load_with(&args.config_file, DpdkKeys::Optional)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &loaded.warnings {
-        warn!("{w}");
-    }
-    let cfg = loaded.config;
+    let cfg = DirectorConfig::load_with(&args.config_file, DpdkKeys::Optional)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .report_warnings(|w| warn!("{w}"));
     if !cfg.lcores.is_empty() || !cfg.flow_paths.is_empty() {
         info!(
             "director.conf: lcores and flow_paths are for the DPDK director; the XDP director ignores them"
