@@ -20,19 +20,19 @@ use std::time::{Duration, Instant};
 use glb_core::batch::BatchScratch;
 use glb_core::classify::{Classifier, LinearClassifier};
 use glb_core::encap::{EncapParams, Encapsulator};
-use glb_core::flowhash::HashFields;
 use glb_core::hash::LaneEngine;
 use glb_core::inspect::{Lookup, inspect};
 use glb_core::model::{Bind, ForwardingTables};
-use glb_core::path::{
-    FrameBuf, HEADROOM, OwnedFrame, Verdict, process_batch, process_batch_each, process_batch_with,
-};
+use glb_core::path::{FrameBuf, HEADROOM, OwnedFrame, process_batch, process_batch_with};
 use glb_core::route::{Forwarder, RouteOptions};
 use glb_core::table::{TableFile, compile};
 use glb_core::wire::ethernet::Address;
 use glb_director::counters::CoreCounters;
+use glb_testkit::bench::{
+    FLOWS, buffers, forward_all, one_vip_encapsulator, one_vip_forwarder, one_vip_frames, restore,
+    tcp_frame,
+};
 
-const FLOWS: usize = 10_000;
 const BATCH: usize = 32;
 const TABLES: usize = 3;
 const BINDS: usize = 100;
@@ -90,34 +90,6 @@ fn tables_json() -> String {
     format!(r#"{{"tables": [{}]}}"#, tables.join(","))
 }
 
-fn checksum(b: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// A 64-byte Ethernet frame: IPv4 + TCP + 10 bytes of data.
-fn frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let mut ip = vec![0x45, 0, 0, 50, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let c = checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x20, 0, 0, 0, 0, 0]);
-    f.extend_from_slice(b"0123456789");
-    assert_eq!(f.len(), 64);
-    f
-}
-
 fn flows(rng: &mut Rng) -> Vec<Vec<u8>> {
     (0..FLOWS)
         .map(|_| {
@@ -132,7 +104,7 @@ fn flows(rng: &mut Rng) -> Vec<Vec<u8>> {
                 (Ipv4Addr::new(10, a, b, 1), 80 + (i % 3) as u16)
             };
             let src = Ipv4Addr::from(0x6400_0000 | (rng.next() as u32 & 0x00ff_ffff));
-            frame(src, 1024 + (rng.next() % 60000) as u16, dst, port)
+            tcp_frame(src, 1024 + (rng.next() % 60000) as u16, dst, port)
         })
         .collect()
 }
@@ -143,25 +115,6 @@ fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 
 fn ns_per(d: Duration, n: usize) -> f64 {
     d.as_nanos() as f64 / n as f64
-}
-
-/// Processes `frames` in bursts as the DPDK engine does, counting the
-/// forwarded ones. Not inlined, so a profiler can single it out.
-#[inline(never)]
-fn forward_all(
-    fwd: &Forwarder,
-    enc: &Encapsulator,
-    frames: &mut [OwnedFrame],
-    counters: &CoreCounters,
-    scratch: &mut BatchScratch,
-) -> usize {
-    let mut forwarded = 0;
-    for chunk in frames.chunks_mut(BATCH) {
-        process_batch_each(fwd, enc, chunk, counters, scratch, |_, v| {
-            forwarded += usize::from(matches!(v, Verdict::Forward(_)));
-        });
-    }
-    forwarded
 }
 
 /// The engine `GLB_LANE_ENGINE` names, or the best one.
@@ -190,10 +143,7 @@ impl Hot {
             slot[..8].copy_from_slice(&(f.len() as u64).to_ne_bytes());
             slot[256..256 + f.len()].copy_from_slice(f);
         }
-        let bufs = frames[..BATCH]
-            .iter()
-            .map(|f| OwnedFrame::new(f, HEADROOM))
-            .collect();
+        let bufs = buffers(&frames[..BATCH]);
         Hot { captured, bufs }
     }
 
@@ -260,24 +210,15 @@ fn main() {
     let fwd = Forwarder::new(&file, RouteOptions::default()).with_lane_engine(engine);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let originals = flows(&mut rng);
-    let mut frames: Vec<OwnedFrame> = originals
-        .iter()
-        .map(|f| OwnedFrame::new(f, HEADROOM))
-        .collect();
+    let mut frames = buffers(&originals);
 
     // Encapsulation overwrites the frame's Ethernet header; restoring it
     // (and the frame bounds) between rounds is what a fresh receive would
     // give us. Its cost is measured on its own and reported.
-    let restore = |frames: &mut [OwnedFrame]| {
-        for (f, o) in frames.iter_mut().zip(&originals) {
-            let (buf, _, _) = f.parts();
-            buf[HEADROOM..HEADROOM + 14].copy_from_slice(&o[..14]);
-            f.set_bounds(HEADROOM, o.len());
-        }
-    };
+    let restore_originals = |frames: &mut [OwnedFrame]| restore(frames, &originals);
     let restore_cost = best_of(RUNS * 3, || {
         let t = Instant::now();
-        restore(&mut frames);
+        restore_originals(&mut frames);
         black_box(&frames);
         t.elapsed()
     });
@@ -296,7 +237,7 @@ fn main() {
         };
         let enc = Encapsulator::new(params);
         best_of(RUNS, || {
-            restore(frames);
+            restore_originals(frames);
             let t = Instant::now();
             for chunk in frames.chunks_mut(BATCH) {
                 if prepared {
@@ -323,46 +264,13 @@ fn main() {
 
     // script/bench-director's traffic: one VIP, hash on source address
     // and port, verdicts consumed as the DPDK engine does.
-    let one_vip = {
-        let json = r#"{"tables": [{"hash_key": "0123456789abcdef0123456789abcdef",
-            "seed": "fedcba9876543210fedcba9876543210",
-            "binds": [{"ip": "10.10.10.10", "proto": "tcp", "port": 80}],
-            "backends": [
-                {"ip": "192.168.50.10", "state": "active", "healthy": true},
-                {"ip": "192.168.50.11", "state": "active", "healthy": true},
-                {"ip": "192.168.50.12", "state": "active", "healthy": true},
-                {"ip": "192.168.50.13", "state": "active", "healthy": true}]}]}"#;
-        let model = ForwardingTables::from_json("one-vip", json).expect("valid");
-        let bin = compile(&model);
-        let options = RouteOptions {
-            hash_fields: HashFields::parse_list("src_addr,src_port").unwrap(),
-            ..RouteOptions::default()
-        };
-        Forwarder::new(&TableFile::parse(&bin).unwrap(), options).with_lane_engine(engine)
-    };
-    let vip_frames: Vec<Vec<u8>> = (0..FLOWS)
-        .map(|i| {
-            let src = Ipv4Addr::new(10, 1, (i / 256) as u8, (i % 256) as u8);
-            frame(src, 1024 + i as u16, Ipv4Addr::new(10, 10, 10, 10), 80)
-        })
-        .collect();
-    let mut vip_bufs: Vec<OwnedFrame> = vip_frames
-        .iter()
-        .map(|f| OwnedFrame::new(f, HEADROOM))
-        .collect();
-    let enc = Encapsulator::new(EncapParams {
-        dst_mac: Address([0x02, 0, 0, 0, 0, 0xfe]),
-        src_mac: Address([0x02, 0, 0, 0, 0, 9]),
-        src_ip: Ipv4Addr::new(192, 168, 50, 1),
-        udp_checksum: true,
-    });
+    let one_vip = one_vip_forwarder(engine);
+    let vip_frames = one_vip_frames();
+    let mut vip_bufs = buffers(&vip_frames);
+    let enc = one_vip_encapsulator();
     let mut scratch = BatchScratch::default();
     let one_vip_cost = best_of(RUNS, || {
-        for (f, o) in vip_bufs.iter_mut().zip(&vip_frames) {
-            let (buf, _, _) = f.parts();
-            buf[HEADROOM..HEADROOM + 14].copy_from_slice(&o[..14]);
-            f.set_bounds(HEADROOM, o.len());
-        }
+        restore(&mut vip_bufs, &vip_frames);
         let t = Instant::now();
         let forwarded = forward_all(&one_vip, &enc, &mut vip_bufs, &counters, &mut scratch);
         let d = t.elapsed();
@@ -466,7 +374,7 @@ fn main() {
     for _ in 0..RUNS {
         for (e, b) in engines.iter().zip(&mut best) {
             let tables = fwd.clone().with_lane_engine(*e);
-            restore(&mut frames);
+            restore_originals(&mut frames);
             let t = Instant::now();
             let n = forward_all(&tables, &enc_on, &mut frames, &counters, &mut scratch);
             b.0 = b.0.min(t.elapsed());

@@ -8,6 +8,8 @@
 //!   from their specifications, to check the suite's own against.
 //! * [`table`] — binary tables compiled for a test and read back by offset.
 //! * [`machine`] — the CPU model and vector extension a benchmark ran on.
+//! * [`bench`] — script/bench-director's traffic and the burst loop, for
+//!   the packet path's benchmarks.
 //! * [`netns`] — network namespaces and veth pairs removed on drop, root
 //!   checks, commands.
 //! * [`notify`] — a stand-in for systemd's notification socket.
@@ -17,6 +19,7 @@
 //! * [`process`] — running the programs under test.
 #![allow(missing_docs)]
 
+pub mod bench;
 pub mod checksum;
 pub mod conformance;
 pub mod files;
