@@ -71,31 +71,29 @@ pub fn metric_lines(prev: &Sample, now: &Sample, queues: u16) -> Vec<String> {
     let zero = CoreSample::default();
     for (&core, s) in &now.cores {
         let p = prev.cores.get(&core).unwrap_or(&zero);
-        let (c, d) = (&s.counters, &p.counters);
+        let d = s.counters.since(&p.counters);
         let tags = format!("core:{core}");
-        for (name, a, b) in [
-            ("core.packets.total", c.total, d.total),
-            ("core.packets.matched", c.matched, d.matched),
-            ("core.packets.unmatched", c.unmatched, d.unmatched),
-            ("core.packets.rx_errors", c.rx_errors, d.rx_errors),
-            ("core.packets.kni", c.kni, d.kni),
-            (
-                "core.packets.encap.success",
-                c.encap_success,
-                d.encap_success,
-            ),
+        for (name, delta) in [
+            ("core.packets.total", d.total),
+            ("core.packets.matched", d.matched),
+            ("core.packets.unmatched", d.unmatched),
+            ("core.packets.rx_errors", d.rx_errors),
+            ("core.packets.kni", d.kni),
+            ("core.packets.encap.success", d.encap_success),
             // Matched but not sent on: no route (cut-off headers, IPv6
             // proxy) or no room for the outer headers.
             (
                 "core.packets.encap.failure",
-                c.route_failed + c.encap_failure,
-                d.route_failed + d.encap_failure,
+                d.route_failed.wrapping_add(d.encap_failure),
             ),
-            ("core.packets.eth_tx_sent", c.eth_tx_sent, d.eth_tx_sent),
-            ("core.packets.kni_tx_sent", c.kni_tx_sent, d.kni_tx_sent),
-            ("core.config_reload_count", s.reloads, p.reloads),
+            ("core.packets.eth_tx_sent", d.eth_tx_sent),
+            ("core.packets.kni_tx_sent", d.kni_tx_sent),
+            (
+                "core.config_reload_count",
+                s.reloads.wrapping_sub(p.reloads),
+            ),
         ] {
-            push(&mut lines, name, a.wrapping_sub(b), &tags);
+            push(&mut lines, name, delta, &tags);
         }
     }
     lines

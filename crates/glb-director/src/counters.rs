@@ -58,6 +58,25 @@ pub struct CounterSnapshot {
     pub kni_tx_sent: u64,
 }
 
+impl CounterSnapshot {
+    /// What was counted between `earlier` and this snapshot (counters
+    /// wrap, so the difference of each is taken modulo 2^64).
+    pub fn since(&self, earlier: &CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot {
+            total: self.total.wrapping_sub(earlier.total),
+            matched: self.matched.wrapping_sub(earlier.matched),
+            unmatched: self.unmatched.wrapping_sub(earlier.unmatched),
+            route_failed: self.route_failed.wrapping_sub(earlier.route_failed),
+            encap_success: self.encap_success.wrapping_sub(earlier.encap_success),
+            encap_failure: self.encap_failure.wrapping_sub(earlier.encap_failure),
+            rx_errors: self.rx_errors.wrapping_sub(earlier.rx_errors),
+            kni: self.kni.wrapping_sub(earlier.kni),
+            eth_tx_sent: self.eth_tx_sent.wrapping_sub(earlier.eth_tx_sent),
+            kni_tx_sent: self.kni_tx_sent.wrapping_sub(earlier.kni_tx_sent),
+        }
+    }
+}
+
 impl CoreCounters {
     /// Reads every counter.
     pub fn snapshot(&self) -> CounterSnapshot {
