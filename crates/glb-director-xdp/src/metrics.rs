@@ -147,7 +147,6 @@ mod tests {
 
     #[test]
     fn counts_since_the_last_report_with_the_original_names() {
-        let mut r = Reporter::default();
         let mut c = Counters::default();
         c.c[Counter::Processed as usize] = 10;
         c.c[Counter::Matched as usize] = 7;
@@ -164,6 +163,7 @@ mod tests {
                 bytes: 600,
             },
         );
+        let mut r = Reporter::default();
         let first = r.lines(&c, &t, 0);
         assert!(first.contains(&"glb.director.packets.processed:10|c|#glb_engine:xdp".to_string()));
         assert!(first.contains(

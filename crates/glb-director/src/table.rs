@@ -101,10 +101,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_file() {
+        let load_err = |path: &Path| {
+            load_forwarder(path, RouteOptions::default(), LaneEngine::portable()).unwrap_err()
+        };
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.bin");
-        let e =
-            load_forwarder(&missing, RouteOptions::default(), LaneEngine::portable()).unwrap_err();
+        let e = load_err(&missing);
         assert!(matches!(e, TableError::Read { .. }));
         assert!(
             e.to_string()
@@ -112,7 +114,7 @@ mod tests {
         );
         let bad = dir.path().join("bad.bin");
         std::fs::write(&bad, b"GLBD but not a table").unwrap();
-        let e = load_forwarder(&bad, RouteOptions::default(), LaneEngine::portable()).unwrap_err();
+        let e = load_err(&bad);
         assert!(
             e.to_string().starts_with(&format!(
                 "{}: not a valid forwarding table: ",
