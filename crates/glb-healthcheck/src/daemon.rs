@@ -330,7 +330,11 @@ impl Daemon {
     }
 
     async fn maybe_write(&mut self, completed_round: u64) {
-        if !self.dirty {
+        // A forced write (start-up, SIGHUP) happens even when the health
+        // is what was last written: a round that was in flight at the
+        // SIGHUP may have found nothing changed and cleared `dirty`.
+        let forced = self.force_from_round.is_some_and(|r| completed_round >= r);
+        if !self.dirty && !forced {
             return;
         }
         if self.reload_task.as_ref().is_some_and(|t| !t.is_finished()) {
@@ -338,7 +342,6 @@ impl Daemon {
             return;
         }
         self.reload_task = None;
-        let forced = self.force_from_round.is_some_and(|r| completed_round >= r);
         let now = Instant::now();
         if !forced && now < self.next_allowed {
             tracing::debug!(

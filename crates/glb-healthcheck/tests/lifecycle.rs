@@ -310,6 +310,58 @@ fn sighup_keeps_the_old_table_on_errors_and_checks_new_backends() {
     assert_eq!(r[1].0, want);
 }
 
+/// SIGHUP with the source unchanged and every backend as healthy as
+/// before still writes the checked table and runs the reload command: it
+/// is how `systemctl reload glb-healthcheck` restores a binary table
+/// edited by hand, or pushes the table again after what the reload
+/// command reads changed. Rounds are paced over the interval, so one is
+/// in flight at each SIGHUP and completes first, finding nothing changed;
+/// the write must still follow the next round. (No hold time, as when the
+/// last write is older than it: that finding is then final.)
+#[test]
+fn sighup_writes_and_reloads_even_when_nothing_changed() {
+    // Ten targets: their checks start a tenth of the interval apart.
+    let _servers: Vec<HttpServer> = (10..20)
+        .map(|i| HttpServer::always(&format!("127.77.15.{i}:8080"), Reply::Status(200)))
+        .collect();
+    let backends = (10..20)
+        .map(|i| json!({"ip": format!("127.77.15.{i}"), "state": "active", "healthy": true, "healthchecks": {"http": 8080}}))
+        .collect();
+    let src = one_table_source(1000, 1000, 1, backends);
+    let setup = Setup::new("127.77.15.1", &src, json!({"reload_hold_ms": 0}));
+    let runs = setup.record_reloads();
+    let d = setup.start();
+    wait_for("the first reload run", WAIT, || {
+        (recorded_runs(&runs).len() == 1).then_some(())
+    });
+    let first = recorded_runs(&runs)[0].0.clone();
+    for n in 2..=4 {
+        // Some rounds later, as when an operator comes back to it, and in
+        // the middle of a round (a round ends as the next one starts).
+        let rounds = d.var("rounds").unwrap();
+        d.wait_rounds_past(rounds + 1);
+        std::thread::sleep(Duration::from_millis(400));
+        d.signal("HUP");
+        let r = wait_for(
+            &format!("reload run {n}, after SIGHUP {}", n - 1),
+            WAIT,
+            || {
+                let r = recorded_runs(&runs);
+                (r.len() >= n).then_some(r)
+            },
+        );
+        assert_eq!(
+            r.len(),
+            n,
+            "one SIGHUP ran the reload command more than once"
+        );
+        assert_eq!(r[n - 1].0, first, "the rewritten table differs");
+    }
+    eprintln!("LOG{}", d.log_text());
+    // One more: the start-up write before the first round.
+    assert_eq!(d.var("writes").unwrap(), 5);
+}
+
 /// SIGKILL at random moments while the daemon rewrites a large checked
 /// file every round: the file is always complete and valid.
 #[test]
