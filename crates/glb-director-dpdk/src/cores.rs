@@ -483,26 +483,29 @@ impl<'a> DistributorJob<'a> {
                 // What a worker encapsulated leaves by the transmit queue
                 // of its receive port; what matched nothing, by the
                 // port's exception link.
-                let returns = [
+                let ways_out = [
                     (
                         &mut link.done,
                         &self.tx_for_port,
                         &mut self.tx,
                         &mut tx_outs,
+                        &stats.counters.eth_tx_sent,
                     ),
                     (
                         &mut link.unmatched,
                         &self.kni_for_port,
                         &mut self.kni_tx,
                         &mut kni_outs,
+                        &stats.counters.kni,
                     ),
                 ];
-                let counters = [&stats.counters.eth_tx_sent, &stats.counters.kni];
-                for ((ring, map, queues, outs), sent_counter) in returns.into_iter().zip(counters) {
+                for (ring, map, queues, outs, sent) in ways_out {
                     while ring.dequeue(&mut batch) > 0 {
                         work += batch.len();
-                        let sent = send_by_port(&mut batch, map, queues, outs, &stats.dropped);
-                        add(sent_counter, sent);
+                        add(
+                            sent,
+                            send_by_port(&mut batch, map, queues, outs, &stats.dropped),
+                        );
                     }
                 }
             }
