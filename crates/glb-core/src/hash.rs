@@ -588,11 +588,9 @@ impl LaneEngine {
                 .map(|v3| LaneEngine(pulp::Arch::V3(v3)))
                 .ok_or(LaneEngineError::Unsupported("avx2")),
             #[cfg(not(target_arch = "x86_64"))]
-            "avx512" | "avx2" => Err(LaneEngineError::Unsupported(if name == "avx2" {
-                "avx2"
-            } else {
-                "avx512"
-            })),
+            "avx512" => Err(LaneEngineError::Unsupported("avx512")),
+            #[cfg(not(target_arch = "x86_64"))]
+            "avx2" => Err(LaneEngineError::Unsupported("avx2")),
             other => Err(LaneEngineError::Unknown(other.to_owned())),
         }
     }
@@ -717,7 +715,7 @@ impl<const W: usize> SipTail<W> {
 }
 
 /// Tails of [`LANE_BLOCK`] messages, word by word: `[w][lane]`.
-pub type TailBlock<const W: usize> = [[u64; LANE_BLOCK]; W];
+pub type TailBlock<const W: usize> = [Lanes; W];
 
 /// Puts `tail` into `lane` of `block`.
 #[inline(always)]

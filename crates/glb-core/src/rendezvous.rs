@@ -104,18 +104,18 @@ pub fn fill_rows<R: Send>(
     rows: &mut [R; ROWS],
     make: impl Fn(u32, u32) -> R + Sync,
 ) {
-    let usable = || {
-        backends
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.state != BackendState::Inactive)
-    };
-    let keys: Vec<([u8; 16], usize)> = backends.iter().map(|b| addr_key(&b.addr)).collect();
+    // The usable backends' indexes and score keys, split by family below.
+    let usable: Vec<(usize, ([u8; 16], usize))> = backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.state != BackendState::Inactive)
+        .map(|(i, b)| (i, addr_key(&b.addr)))
+        .collect();
     let members = |len: usize| {
-        let keys = &keys;
-        usable()
-            .filter(move |(i, _)| keys[*i].1 == len)
-            .map(move |(i, _)| (i, &keys[i].0[..len]))
+        usable
+            .iter()
+            .filter(move |(_, (_, l))| *l == len)
+            .map(move |(i, (key, _))| (*i, &key[..len]))
     };
     let v4 = Family::<1>::new(members(4));
     let v6 = Family::<3>::new(members(16));
