@@ -12,7 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#include "maps.h"
+#include <glb_maps.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

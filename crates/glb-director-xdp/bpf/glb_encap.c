@@ -19,7 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "glb_xdp.h"
-#include "maps.h"
+#include <glb_maps.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -9,7 +9,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#include "maps.h"
+#include <glb_maps.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

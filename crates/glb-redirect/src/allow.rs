@@ -24,6 +24,16 @@ impl Prefix {
         }
     }
 
+    /// The address as written (host bits included).
+    pub fn addr(self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// The prefix length, 0-32.
+    pub fn prefix_len(self) -> u8 {
+        self.len
+    }
+
     /// Whether `a` is inside the prefix.
     pub fn contains(self, a: Ipv4Addr) -> bool {
         (u32::from(a) ^ u32::from(self.addr)) & self.mask() == 0
@@ -65,6 +75,11 @@ impl List {
     /// Whether the list restricts anything.
     pub fn is_open(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The prefixes (empty when open).
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.0
     }
 
     /// Whether `a` may pass.

@@ -82,6 +82,18 @@ pub struct Args {
           value_parser = crate::allow::parse_list)]
     pub allow_sources: Vec<Vec<crate::allow::Prefix>>,
 
+    /// Forward second chances in the kernel: attach a TC program to these
+    /// interfaces' ingress (the ones GUE arrives on; repeatable, or
+    /// comma-separated). It sends on the packets no local connection owns
+    /// before they reach the daemon, and leaves every other packet to it.
+    /// Needs CAP_BPF besides CAP_NET_ADMIN.
+    #[arg(
+        long = "fast-path",
+        value_name = "IFACE[,IFACE...]",
+        value_delimiter = ','
+    )]
+    pub fast_path: Vec<String>,
+
     /// Give second chances only to these next hops (the proxies'
     /// addresses or prefixes; repeatable, or comma-separated). A packet
     /// naming any other hop is dropped and counted. Without it any hop

@@ -64,10 +64,13 @@ pub enum Counter {
     ForwardErrors,
     /// Receive calls that failed.
     ReceiveErrors,
+    /// Of `forwarded_to_alternate_packets`, those the fast path sent on
+    /// in the kernel (`--fast-path`) without the daemon seeing them.
+    FastPathForwarded,
 }
 
 /// Number of counters.
-pub const COUNT: usize = Counter::ReceiveErrors as usize + 1;
+pub const COUNT: usize = Counter::FastPathForwarded as usize + 1;
 
 /// Every counter, in order.
 pub const ALL: [Counter; COUNT] = [
@@ -94,6 +97,7 @@ pub const ALL: [Counter; COUNT] = [
     Counter::LocalDeliveryErrors,
     Counter::ForwardErrors,
     Counter::ReceiveErrors,
+    Counter::FastPathForwarded,
 ];
 
 /// Counter names, in [`Counter`] order.
@@ -121,6 +125,7 @@ pub const NAMES: [&str; COUNT] = [
     "local_delivery_errors",
     "forward_errors",
     "receive_errors",
+    "fast_path_forwarded_packets",
 ];
 
 impl Counter {
@@ -241,6 +246,19 @@ impl Snapshot {
             }
         }
         s
+    }
+
+    /// Adds `n` packets that went the kernel's fast path: each was
+    /// received, looked up and forwarded.
+    pub fn add_fast_path(&mut self, n: u64) {
+        for c in [
+            Counter::Total,
+            Counter::SocketLookups,
+            Counter::ForwardedToAlternate,
+            Counter::FastPathForwarded,
+        ] {
+            self.values[c as usize] += n;
+        }
     }
 
     /// One counter's value.

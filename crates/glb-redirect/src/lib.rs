@@ -14,6 +14,8 @@
 //! * [`forward`] — the outer headers of a forwarded packet.
 //! * [`sockdiag`] — exact-match TCP socket lookups over `NETLINK_SOCK_DIAG`.
 //! * [`worker`] — the batched packet loop.
+//! * [`fast_path`] — the optional TC program that forwards second chances
+//!   in the kernel, before they reach the socket.
 //! * [`nfqueue`] — the alternative front end for kernels with `fou`: the
 //!   kernel decapsulates, the daemon gives NFQUEUE verdicts.
 //! * [`counters`], [`stats`] — outcome counters, the stats file, statsd.
@@ -23,6 +25,7 @@ pub mod allow;
 pub mod cli;
 pub mod counters;
 pub mod decide;
+pub mod fast_path;
 pub mod forward;
 pub mod instance;
 pub mod nfqueue;

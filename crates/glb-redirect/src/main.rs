@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use glb_redirect::cli::{Args, Mode};
 use glb_redirect::counters::{Shared, Snapshot};
+use glb_redirect::fast_path::FastPath;
 use glb_redirect::nfqueue::{NfQueue, NfqWorker};
 use glb_redirect::stats::{StatsFile, Statsd};
 use glb_redirect::sys::{self, Signals};
@@ -78,7 +79,8 @@ fn run(args: Args) -> Result<()> {
 
     let workers = usize::from(args.workers);
     let addrs = Arc::new(LocalAddrs::default());
-    addrs.update(sys::local_ipv4_addrs().context("cannot list local addresses")?);
+    let host_addrs = sys::local_ipv4_addrs().context("cannot list local addresses")?;
+    addrs.update(host_addrs.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let mut shared = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -143,8 +145,17 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
-    let snapshot = || Snapshot::sum(shared.iter().map(|s| &**s));
-    stats_file.write(&snapshot())?;
+    // After the sockets, so that what the program leaves to the daemon
+    // has somewhere to go.
+    let mut fast_path = start_fast_path(&args, &allow, &host_addrs)?;
+    let snapshot = |fast_path: &Option<FastPath>| {
+        let mut s = Snapshot::sum(shared.iter().map(|s| &**s));
+        if let Some(f) = fast_path {
+            s.add_fast_path(f.forwarded());
+        }
+        s
+    };
+    stats_file.write(&snapshot(&fast_path))?;
     tracing::info!("stats in {}", stats_file.path().display());
     notify(glb_io::notify::ready());
 
@@ -196,7 +207,12 @@ fn run(args: Args) -> Result<()> {
         if last_addrs.elapsed() >= ADDRS_EVERY {
             last_addrs = Instant::now();
             match sys::local_ipv4_addrs() {
-                Ok(a) => addrs.update(a),
+                Ok(a) => {
+                    if let Some(f) = fast_path.as_mut() {
+                        sync_local(f, &a, &args.local_ips);
+                    }
+                    addrs.update(a)
+                }
                 Err(e) => tracing::warn!("cannot list local addresses: {e}"),
             }
         }
@@ -204,7 +220,7 @@ fn run(args: Args) -> Result<()> {
             continue;
         }
         next_stats = Instant::now() + interval;
-        let snap = snapshot();
+        let snap = snapshot(&fast_path);
         if let Err(e) = stats_file.write(&snap) {
             tracing::warn!("{e}");
         }
@@ -217,16 +233,68 @@ fn run(args: Args) -> Result<()> {
     }
 
     notify(glb_io::notify::stopping());
+    // Detached first, so that packets in flight reach the workers, which
+    // are still draining; its count is kept for the last stats.
+    let fast_forwarded = fast_path.take().map_or(0, |f| f.forwarded());
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
     }
-    let snap = snapshot();
+    let mut snap = snapshot(&None);
+    snap.add_fast_path(fast_forwarded);
     stats_file.write(&snap)?;
     if let Some(s) = statsd.as_mut() {
         s.send(&snap);
     }
     Ok(())
+}
+
+/// Loads and attaches the fast path when `--fast-path` names interfaces.
+fn start_fast_path(
+    args: &Args,
+    allow: &glb_redirect::allow::Allow,
+    host_addrs: &[std::net::Ipv4Addr],
+) -> Result<Option<FastPath>> {
+    if args.fast_path.is_empty() {
+        return Ok(None);
+    }
+    if args.no_sysctl {
+        if !sysctl::fast_path_ready() {
+            tracing::warn!(
+                "{} is not 1 (--no-sysctl): the fast path cannot look routes up and leaves \
+                 every packet to the daemon",
+                sysctl::FAST_PATH_FORWARDING
+            );
+        }
+    } else {
+        for c in sysctl::prepare_fast_path()? {
+            tracing::info!(
+                "set {} = {} (was {}) for the fast path",
+                c.path,
+                c.new,
+                c.old
+            );
+        }
+    }
+    let mut f = FastPath::load(args.listen, allow)?;
+    sync_local(&mut f, host_addrs, &args.local_ips);
+    for iface in &args.fast_path {
+        f.attach(iface)?;
+    }
+    tracing::info!(
+        "fast path on {}: second chances no local connection owns are forwarded in the kernel",
+        args.fast_path.join(",")
+    );
+    Ok(Some(f))
+}
+
+/// Tells the fast path this host's addresses (a failure leaves the old
+/// set, which at worst hands a packet to the daemon or forwards one to an
+/// address the daemon would have treated as this host's).
+fn sync_local(f: &mut FastPath, host: &[std::net::Ipv4Addr], extra: &[std::net::Ipv4Addr]) {
+    if let Err(e) = f.set_local(host.iter().chain(extra).copied()) {
+        tracing::warn!("cannot update the fast path's local addresses: {e}");
+    }
 }
 
 /// A packet loop of either front end.

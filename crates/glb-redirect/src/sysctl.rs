@@ -68,3 +68,23 @@ pub fn prepare_local_delivery(tun: &str) -> io::Result<Vec<Change>> {
     }
     Ok(changes)
 }
+
+/// The fast path's route lookups (bpf_fib_lookup) name the loopback
+/// device, as the kernel does for this host's own packets, and the kernel
+/// answers them only for a device with forwarding on. On lo that routes
+/// nothing: packets arrive on lo only for this host's own addresses.
+pub const FAST_PATH_FORWARDING: &str = "/proc/sys/net/ipv4/conf/lo/forwarding";
+
+/// Turns forwarding on for lo (see [`FAST_PATH_FORWARDING`]) and returns
+/// what changed.
+pub fn prepare_fast_path() -> io::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    set(FAST_PATH_FORWARDING, "1", &mut changes)?;
+    Ok(changes)
+}
+
+/// Whether lo has forwarding on (for `--no-sysctl`, which leaves it to
+/// the administrator).
+pub fn fast_path_ready() -> bool {
+    fs::read_to_string(FAST_PATH_FORWARDING).is_ok_and(|v| v.trim() == "1")
+}
