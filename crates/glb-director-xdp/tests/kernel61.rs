@@ -1,4 +1,5 @@
-//! The programs on Debian 12's own kernel (6.1): this test fetches
+//! The programs on Debian 12's own kernel (6.1), glb-redirect's fast
+//! path included: this test fetches
 //! Debian's linux-image package with `apt-get download`, boots it under
 //! QEMU (TCG, no KVM) with an initramfs whose `/init` is this very test
 //! binary, and there loads every object — the verifier must accept each —
@@ -300,6 +301,13 @@ fn guest() -> ! {
                 lines.push(format!("verifier accepted {obj} ({name})"));
             }
         }
+        // glb-redirect's fast path, which Debian 12's proxies run on this
+        // kernel too (loaded, not attached: the guest has no modules, and
+        // clsact and cls_bpf are modules there).
+        let listen = "0.0.0.0:19523".parse().unwrap();
+        glb_redirect::fast_path::FastPath::load(listen, &Default::default())
+            .unwrap_or_else(|e| panic!("glb-redirect's fast path: {}", support::error_chain(&e)));
+        lines.push("verifier accepted glb-redirect's fast path (second_chance.o)".into());
         for case in support::conformance_cases() {
             lines.push(support::check_case(&case).unwrap_or_else(|e| panic!("{e}")));
         }

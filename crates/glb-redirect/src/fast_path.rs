@@ -221,7 +221,10 @@ where
 fn fill_trie(ebpf: &mut Ebpf, name: &'static str, list: &List) -> Result<(), FastPathError> {
     let mut trie: LpmTrie<&mut MapData, u32, u8> = typed(ebpf, name)?;
     for p in list.prefixes() {
-        let key = Key::new(u32::from(p.prefix_len()), u32::from_ne_bytes(p.addr().octets()));
+        let key = Key::new(
+            u32::from(p.prefix_len()),
+            u32::from_ne_bytes(p.addr().octets()),
+        );
         trie.insert(&key, 1, 0).map_err(map_err(name))?;
     }
     Ok(())

@@ -165,16 +165,52 @@ fn hops_for(fw: &glb_core::route::Forwarder, sport: u16) -> Vec<Ipv4Addr> {
     }
 }
 
+/// The daemon's arguments: `extra`, plus the kernel fast path on the
+/// proxy's one interface when `fast`.
+fn args<'a>(fast: bool, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = extra.to_vec();
+    if fast {
+        v.extend(["--fast-path", "eth0"]);
+    }
+    v
+}
+
+/// Every second chance `d` gave went through the kernel fast path.
+fn all_forwarded_in_the_kernel(d: &Daemon) {
+    let s = d.stats();
+    assert_eq!(
+        s.get(Counter::FastPathForwarded),
+        s.get(Counter::ForwardedToAlternate),
+        "{}: forwarded {}, of which by the fast path {}",
+        d.name,
+        s.get(Counter::ForwardedToAlternate),
+        s.get(Counter::FastPathForwarded)
+    );
+}
+
 #[test]
 fn second_chance_keeps_connections_alive_across_a_table_change() {
-    let t = topology("e2e");
+    table_change(false);
+}
+
+/// The same with `--fast-path`: proxy2's second chances are sent on by
+/// the kernel, and everything that is not a second chance still reaches
+/// the daemons (SYNs, established packets, the last resort).
+#[test]
+fn second_chance_keeps_connections_alive_across_a_table_change_with_the_fast_path() {
+    table_change(true);
+}
+
+fn table_change(fast: bool) {
+    let t = topology(if fast { "e2ef" } else { "e2e" });
     // Sanity of the test's own premise: the tables give the hop orders
     // the scenarios are about.
     assert_eq!(hops_for(&table_a(), 40000), [PROXY1, PROXY2]);
     assert_eq!(hops_for(&table_b(), 40000), [PROXY2, PROXY1]);
 
-    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
-    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
+    let a = args(fast, &["--tun", "glbr0"]);
+    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &a);
+    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &a);
     let _s1 = start_server(&t.px1, "proxy1", VIP, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP, 80);
     let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
@@ -206,6 +242,9 @@ fn second_chance_keeps_connections_alive_across_a_table_change() {
     assert_eq!(s2.get(Counter::AcceptedSyn), 0);
     assert_eq!(s2.get(Counter::AcceptedEstablished), 0);
     assert_eq!(s2.get(Counter::ForwardErrors), 0);
+    if fast {
+        all_forwarded_in_the_kernel(&p2);
+    }
 
     //    A new connection from the same client lands on proxy2.
     let mut c2 = connect(&t.cli, VIP, 80);
@@ -267,14 +306,41 @@ fn second_chance_keeps_connections_alive_across_a_table_change() {
     // director, and proxy1 — the last hop — never forwarded anything.
     assert_eq!(director.from_vip.load(Ordering::Relaxed), 0);
     assert_eq!(p1.get(Counter::ForwardedToAlternate), 0);
+    if fast {
+        all_forwarded_in_the_kernel(&p2);
+        assert!(p2.get(Counter::FastPathForwarded) >= 3);
+        assert!(
+            p1.log_text().contains("fast path attached to eth0"),
+            "{}",
+            p1.log_text()
+        );
+    } else {
+        assert_eq!(p2.get(Counter::FastPathForwarded), 0);
+    }
     p1.assert_delivered_cleanly();
     p2.assert_delivered_cleanly();
 }
 
 #[test]
 fn malformed_gue_is_dropped_counted_and_never_forwarded() {
-    let t = topology("bad");
-    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &["--tun", "glbr0"]);
+    malformed(false);
+}
+
+/// The fast path passes every malformed datagram to the daemon, which
+/// drops and counts it; only the valid one is forwarded, in the kernel.
+#[test]
+fn malformed_gue_is_dropped_counted_and_never_forwarded_with_the_fast_path() {
+    malformed(true);
+}
+
+fn malformed(fast: bool) {
+    let t = topology(if fast { "badf" } else { "bad" });
+    let mut p1 = Daemon::start(
+        "proxy1",
+        &t.px1,
+        t.tmp.path(),
+        &args(fast, &["--tun", "glbr0"]),
+    );
 
     // Anything proxy1 forwarded would go to the hop listed in the header:
     // the director's address, where this socket listens.
@@ -390,9 +456,10 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
     // listing the same hop is forwarded there, and it is the only thing
     // that ever arrives at the hop.
     tx.send_to(&gue(4, 0, &hop, &ack), (PROXY1, 19523)).unwrap();
-    p1.wait_stats("the valid packet forwarded", |s| {
+    let s = p1.wait_stats("the valid packet forwarded", |s| {
         s.get(Counter::ForwardedToAlternate) == 1
     });
+    assert_eq!(s.get(Counter::FastPathForwarded), u64::from(fast));
     let start = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
@@ -461,15 +528,29 @@ fn malformed_gue_is_dropped_counted_and_never_forwarded() {
 /// proxy2.
 #[test]
 fn ipv6_inner_packets_take_the_same_path() {
-    let t = topology("v6");
+    ipv6_inner(false);
+}
+
+#[test]
+fn ipv6_inner_packets_take_the_same_path_with_the_fast_path() {
+    ipv6_inner(true);
+}
+
+fn ipv6_inner(fast: bool) {
+    let t = topology(if fast { "v6f" } else { "v6" });
     // Two workers here: two SO_REUSEPORT sockets and two TUN queues.
     let mut p1 = Daemon::start(
         "proxy1",
         &t.px1,
         t.tmp.path(),
-        &["--tun", "glbr0", "--workers", "2"],
+        &args(fast, &["--tun", "glbr0", "--workers", "2"]),
     );
-    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &["--tun", "glbr0"]);
+    let mut p2 = Daemon::start(
+        "proxy2",
+        &t.px2,
+        t.tmp.path(),
+        &args(fast, &["--tun", "glbr0"]),
+    );
     let _s1 = start_server(&t.px1, "proxy1", VIP6, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP6, 80);
     let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
@@ -495,6 +576,9 @@ fn ipv6_inner_packets_take_the_same_path() {
     assert_eq!(ask(&mut c2, "three"), "proxy2:three");
     assert_eq!(ask(&mut c1, "four"), "proxy1:four");
     assert_eq!(p1.get(Counter::DroppedUnsupportedInner), 0);
+    if fast {
+        all_forwarded_in_the_kernel(&p2);
+    }
     p1.assert_delivered_cleanly();
     p2.assert_delivered_cleanly();
 }
@@ -592,21 +676,35 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
 /// The client stands for an attacker who can reach UDP 19523.
 #[test]
 fn unlisted_sources_and_hops_are_dropped_and_counted() {
-    let t = topology("allow");
+    allowlists(false);
+}
+
+/// The fast path obeys both lists: what they refuse reaches the daemon,
+/// which drops and counts it.
+#[test]
+fn unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path() {
+    allowlists(true);
+}
+
+fn allowlists(fast: bool) {
+    let t = topology(if fast { "allowf" } else { "allow" });
     let allow_src = format!("{DIRECTOR},{PROXY2}");
     let allow_hop = format!("{PROXY2}/32");
     let mut p1 = Daemon::start(
         "proxy1",
         &t.px1,
         t.tmp.path(),
-        &[
-            "--tun",
-            "glbr0",
-            "--allow-source",
-            &allow_src,
-            "--allow-hop",
-            &allow_hop,
-        ],
+        &args(
+            fast,
+            &[
+                "--tun",
+                "glbr0",
+                "--allow-source",
+                &allow_src,
+                "--allow-hop",
+                &allow_hop,
+            ],
+        ),
     );
     let log = p1.log_text();
     assert!(
@@ -679,13 +777,26 @@ fn unlisted_sources_and_hops_are_dropped_and_counted() {
         s.get(Counter::ForwardedToAlternate) == 1
     });
     let start = Instant::now();
-    while to_proxy2.recv_from(&mut buf).is_err() {
+    let (n, from) = loop {
+        if let Ok(got) = to_proxy2.recv_from(&mut buf) {
+            break got;
+        }
         assert!(
             start.elapsed() < PATIENCE,
             "the allowed packet did not reach proxy2"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    // Received by a socket, so its UDP checksum held; sent from proxy1's
+    // address and the director's port, the hop counted, the rest as sent.
+    assert_eq!(&buf[..n], &gue(4, 1, &[PROXY2], &ack)[..]);
+    let director_port = director.local_addr().unwrap().port();
+    assert_eq!(from, std::net::SocketAddr::from((PROXY1, director_port)));
+    assert_eq!(
+        p1.get(Counter::FastPathForwarded),
+        u64::from(fast),
+        "forwarded by the fast path"
+    );
     p1.assert_running_and_accounted();
 }
 
