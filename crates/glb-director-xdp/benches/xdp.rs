@@ -156,29 +156,6 @@ fn veth_rate(
     (rx_packets(peer, "vp") - before) as f64 / elapsed
 }
 
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-    let vector = if flags.contains(" avx512f") {
-        "AVX-512"
-    } else if flags.contains(" avx2") {
-        "AVX2"
-    } else {
-        "SSE"
-    };
-    format!(
-        "{model} ({vector}; the BPF JIT emits scalar x86-64), {} CPUs",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -197,7 +174,10 @@ fn main() {
     let cfg = DirectorConfig::load_with(Path::new(&args[2]), DpdkKeys::Optional)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
-    println!("cpu: {}", cpu());
+    println!(
+        "cpu: {} (the BPF JIT emits scalar x86-64)",
+        glb_testkit::machine::describe()
+    );
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("kernel: {}", kernel.trim());
     println!("frames: {} ({} bytes each)", frames.len(), frames[0].len());
