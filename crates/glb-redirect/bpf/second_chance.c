@@ -32,7 +32,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define LOCAL_CAP 1024
 #define ALLOW_CAP 1024
 
-GLB_MAP(gfp_config, BPF_MAP_TYPE_ARRAY, __u32, struct gfp_config, 1, 0);
+/* Set by the loader before loading (read-only data: the verifier sees
+ * constants, and reading it costs no map lookup). */
+const volatile struct gfp_config gfp_config = {};
 /* This host's addresses (and --local-ip), kept current by the daemon. */
 GLB_MAP(gfp_local, BPF_MAP_TYPE_HASH, __u32, __u8, LOCAL_CAP, 0);
 GLB_MAP(gfp_allow_sources, BPF_MAP_TYPE_LPM_TRIE, struct gfp_prefix, __u8, ALLOW_CAP,
@@ -48,13 +50,12 @@ GLB_MAP(gfp_counters, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct gfp_counters, 1, 
 #define UDP_LEN 8
 #define GUE_GLB_LEN 8 /* GUE base header and GLB's private data word */
 /* More hops than directors list (they list one) go to the daemon; the
- * bound keeps every offset below constant for the verifier. */
+ * bound keeps the offsets past the hop list small for the verifier. */
 #define MAX_HOPS 7
+/* Ethernet to GLB's private data: the part rewritten in place. */
 #define OUTER_LEN (ETH_LEN + IP4_LEN + UDP_LEN + GUE_GLB_LEN)
-/* The most any packet needs linear: outer headers, every hop, an inner
- * IPv6 header and the fixed TCP header. */
+/* Route lookups name lo, as the kernel does for this host's own packets. */
 #define LOOPBACK_IFINDEX 1
-#define PULL_LEN (OUTER_LEN + 4 * MAX_HOPS + 40 + 20)
 
 /* The GUE base header and GLB's private data (SPEC §8). */
 struct gue_glb {
@@ -72,7 +73,7 @@ static __always_inline int allowed(void *trie, __u32 addr)
 	return bpf_map_lookup_elem(trie, &key) != NULL;
 }
 
-static __always_inline int is_local(const struct gfp_config *cfg, __u32 addr)
+static __always_inline int is_local(__u32 addr)
 {
 	return bpf_map_lookup_elem(&gfp_local, &addr) != NULL;
 }
@@ -90,72 +91,95 @@ static __always_inline int owned(struct __sk_buff *skb, struct bpf_sock_tuple *t
 	return connection;
 }
 
+/* A header checksum after a 32-bit word went from `from` to `to` and a
+ * 16-bit one from `from16` to `to16` (RFC 1624: ~(~HC + ~m + m')). The
+ * IP header is not in the UDP checksum's offload state, so it is done
+ * here rather than by a helper. */
+static __always_inline __u16 csum_replace(__u16 check, __u32 from, __u32 to, __u16 from16,
+					  __u16 to16)
+{
+	__u32 sum = (__u16)~check;
+	sum += (__u16)~(from & 0xffff) + (__u16)~(from >> 16) + (to & 0xffff) + (to >> 16);
+	sum += (__u16)~from16 + to16;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* The inner headers the decision reads, copied out of the packet: they
+ * sit after the hop list, at an offset that varies, and direct access at
+ * a variable offset needs CAP_PERFMON. */
+struct inner_v4 {
+	struct iphdr ip;
+	struct tcphdr tcp;
+};
+
+struct inner_v6 {
+	struct ipv6hdr ip;
+	struct tcphdr tcp;
+};
+
 /* Inner TCP without SYN, whole as the daemon requires, and no local
- * connection: 1; anything else (the daemon decides): 0. `inner` points at
- * the inner IP header, `room` bytes of GUE payload from there. */
-static __always_inline int unowned_tcp(struct __sk_buff *skb, void *inner, void *data_end,
-				       __u8 proto, __u32 room)
+ * connection: 1; anything else (the daemon decides): 0. The inner IP
+ * header is at `off`, with `room` bytes of GUE payload from there. */
+static __always_inline int unowned_tcp(struct __sk_buff *skb, __u32 off, __u8 proto, __u32 room)
 {
 	struct bpf_sock_tuple tuple = {};
-	struct tcphdr *th;
 	__u32 len;
 
 	if (proto == 4) {
-		struct iphdr *ip = inner;
-		if ((void *)(ip + 1) > data_end)
+		struct inner_v4 in;
+		if (bpf_skb_load_bytes(skb, off, &in, sizeof(in)))
 			return 0;
 		/* Options, fragments and other protocols are the daemon's. */
-		if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP ||
-		    (ip->frag_off & bpf_htons(0x3fff)))
+		if (in.ip.version != 4 || in.ip.ihl != 5 || in.ip.protocol != IPPROTO_TCP ||
+		    (in.ip.frag_off & bpf_htons(0x3fff)))
 			return 0;
-		len = bpf_ntohs(ip->tot_len);
-		if (len < IP4_LEN + sizeof(*th) || len > room)
+		len = bpf_ntohs(in.ip.tot_len);
+		if (len < sizeof(in) || len > room)
 			return 0;
-		th = (void *)(ip + 1);
-		if ((void *)(th + 1) > data_end)
+		tuple.ipv4.saddr = in.ip.saddr;
+		tuple.ipv4.daddr = in.ip.daddr;
+		tuple.ipv4.sport = in.tcp.source;
+		tuple.ipv4.dport = in.tcp.dest;
+		if (in.tcp.syn)
 			return 0;
-		tuple.ipv4.saddr = ip->saddr;
-		tuple.ipv4.daddr = ip->daddr;
-		tuple.ipv4.sport = th->source;
-		tuple.ipv4.dport = th->dest;
 		len = sizeof(tuple.ipv4);
 	} else {
-		struct ipv6hdr *ip6 = inner;
-		if ((void *)(ip6 + 1) > data_end)
+		struct inner_v6 in;
+		if (bpf_skb_load_bytes(skb, off, &in, sizeof(in)))
 			return 0;
 		/* Extension headers are the daemon's (it drops them). */
-		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_TCP)
+		if (in.ip.version != 6 || in.ip.nexthdr != IPPROTO_TCP)
 			return 0;
-		len = bpf_ntohs(ip6->payload_len);
-		if (len < sizeof(*th) || len + sizeof(*ip6) > room)
+		len = bpf_ntohs(in.ip.payload_len);
+		if (len < sizeof(in.tcp) || len + sizeof(in.ip) > room)
 			return 0;
-		th = (void *)(ip6 + 1);
-		if ((void *)(th + 1) > data_end)
+		__builtin_memcpy(tuple.ipv6.saddr, &in.ip.saddr, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, &in.ip.daddr, 16);
+		tuple.ipv6.sport = in.tcp.source;
+		tuple.ipv6.dport = in.tcp.dest;
+		if (in.tcp.syn)
 			return 0;
-		__builtin_memcpy(tuple.ipv6.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(tuple.ipv6.daddr, &ip6->daddr, 16);
-		tuple.ipv6.sport = th->source;
-		tuple.ipv6.dport = th->dest;
 		len = sizeof(tuple.ipv6);
 	}
-	if (th->syn)
-		return 0;
 	return !owned(skb, &tuple, len);
 }
 
 SEC("classifier")
 int glb_second_chance(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	const struct gfp_config *cfg = bpf_map_lookup_elem(&gfp_config, &zero);
-	if (!cfg || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present ||
+	if (skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present ||
 	    skb->gso_segs > 1)
 		return PASS;
-	if (skb->data_end - skb->data < PULL_LEN && skb->len > skb->data_end - skb->data)
-		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
-
+	/* The outer headers, which are rewritten in place, must be linear. */
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	if (data + OUTER_LEN > data_end) {
+		bpf_skb_pull_data(skb, OUTER_LEN);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_LEN;
 	struct udphdr *udp = data + ETH_LEN + IP4_LEN;
@@ -166,15 +190,19 @@ int glb_second_chance(struct __sk_buff *skb)
 	/* Outer: an unfragmented datagram to our GUE port on our address. */
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
 	    ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)) ||
-	    udp->dest != cfg->listen_port)
+	    udp->dest != gfp_config.listen_port)
 		return PASS;
-	if (cfg->listen_addr ? ip->daddr != cfg->listen_addr : !is_local(cfg, ip->daddr))
+	if (gfp_config.listen_addr ? ip->daddr != gfp_config.listen_addr : !is_local(ip->daddr))
 		return PASS;
+	/* Lengths as the IP and UDP layers check them. (Checksums are not
+	 * verified: one that was wrong stays wrong after the incremental
+	 * update, and the next hop's kernel drops the packet instead.) */
+	__u32 ip_len = bpf_ntohs(ip->tot_len);
 	__u32 udp_len = bpf_ntohs(udp->len);
-	if (udp_len < UDP_LEN + GUE_GLB_LEN || udp_len > bpf_ntohs(ip->tot_len) - IP4_LEN ||
-	    ETH_LEN + IP4_LEN + udp_len > skb->len)
+	if (ip_len < IP4_LEN + UDP_LEN || ETH_LEN + ip_len > skb->len ||
+	    udp_len < UDP_LEN + GUE_GLB_LEN || udp_len > ip_len - IP4_LEN)
 		return PASS;
-	if ((cfg->flags & GFP_ALLOW_SOURCES) && !allowed(&gfp_allow_sources, ip->saddr))
+	if ((gfp_config.flags & GFP_ALLOW_SOURCES) && !allowed(&gfp_allow_sources, ip->saddr))
 		return PASS;
 
 	/* GUE with GLB's private data (SPEC §11 step 1), a hop left. */
@@ -183,37 +211,35 @@ int glb_second_chance(struct __sk_buff *skb)
 	if ((gue->ver_c_hlen & 0xe0) || hops > MAX_HOPS || hlen != hops + 1 ||
 	    (gue->proto != 4 && gue->proto != 41) || gue->next_hop >= hops)
 		return PASS;
-	__u32 *hop_list = (void *)(gue + 1);
 	__u32 gue_len = GUE_GLB_LEN + 4 * hops;
 	if (udp_len < UDP_LEN + gue_len)
 		return PASS;
-	__u8 next = gue->next_hop & MAX_HOPS;
-	if ((void *)(hop_list + next + 1) > data_end)
+	__u32 hop;
+	if (bpf_skb_load_bytes(skb, OUTER_LEN + 4 * (gue->next_hop & MAX_HOPS), &hop, 4))
 		return PASS;
-	__u32 hop = hop_list[next];
-	if (is_local(cfg, hop) ||
-	    ((cfg->flags & GFP_ALLOW_HOPS) && !allowed(&gfp_allow_hops, hop)))
+	if (is_local(hop) ||
+	    ((gfp_config.flags & GFP_ALLOW_HOPS) && !allowed(&gfp_allow_hops, hop)))
 		return PASS;
 
 	/* Steps 2 and 3: only TCP that no local connection owns. */
-	void *inner = (void *)gue + (gue_len & 0xff);
-	__u32 room = udp_len - UDP_LEN - gue_len;
-	if (!unowned_tcp(skb, inner, data_end, gue->proto, room))
+	if (!unowned_tcp(skb, OUTER_LEN + 4 * hops, gue->proto, udp_len - UDP_LEN - gue_len))
 		return PASS;
 
 	/* Step 4: where the hop is, from this host's point of view (not as
 	 * a router: proxies do not forward). */
-	struct bpf_fib_lookup fib = {
-		.family = 2 /* AF_INET */,
-		.l4_protocol = IPPROTO_UDP,
-		.sport = udp->source,
-		.dport = udp->dest,
-		.tot_len = bpf_ntohs(ip->tot_len),
-		.ifindex = LOOPBACK_IFINDEX,
-		.tos = ip->tos,
-		.ipv4_src = ip->daddr,
-		.ipv4_dst = hop,
-	};
+	struct bpf_fib_lookup fib;
+	/* Every byte set: without CAP_PERFMON the verifier refuses to pass
+	 * uninitialised stack to a helper. */
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.family = 2; /* AF_INET */
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = udp->source;
+	fib.dport = udp->dest;
+	fib.tot_len = ip_len;
+	fib.ifindex = LOOPBACK_IFINDEX;
+	fib.tos = ip->tos;
+	fib.ipv4_src = ip->daddr;
+	fib.ipv4_dst = hop;
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return PASS; /* the daemon's send resolves a missing neighbour */
 
@@ -234,14 +260,13 @@ int glb_second_chance(struct __sk_buff *skb)
 	/* The old destination stays in both sums (now as the source), so
 	 * the address change is the old source replaced by the hop. A zero
 	 * UDP checksum (none sent) stays zero. */
-	const __u32 ip_check = ETH_LEN + offsetof(struct iphdr, check);
 	const __u32 udp_check = ETH_LEN + IP4_LEN + offsetof(struct udphdr, check);
-	bpf_l3_csum_replace(skb, ip_check, old_src, hop, 4);
-	bpf_l3_csum_replace(skb, ip_check, old_frag, bpf_htons(0x4000), 2);
+	ip->check = csum_replace(ip->check, old_src, hop, old_frag, bpf_htons(0x4000));
 	bpf_l4_csum_replace(skb, udp_check, old_src, hop,
 			    BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4);
 	bpf_l4_csum_replace(skb, udp_check, old_word, new_word, BPF_F_MARK_MANGLED_0 | 2);
 
+	__u32 zero = 0;
 	struct gfp_counters *c = bpf_map_lookup_elem(&gfp_counters, &zero);
 	if (c)
 		c->forwarded++;

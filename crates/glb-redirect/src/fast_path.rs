@@ -3,9 +3,10 @@
 //! packets it is sure of on to the next hop inside the kernel. What it
 //! leaves alone reaches the daemon's socket as before.
 //!
-//! The program is embedded in the binary. The daemon fills its maps (the
-//! GUE port and address, both allowlists, this host's addresses, kept
-//! current), attaches it, and adds its per-CPU counters to the stats. On
+//! The program is embedded in the binary. The daemon sets its read-only
+//! configuration (the GUE port and address) when loading it, fills its
+//! maps (both allowlists; this host's addresses, kept current), attaches
+//! it, and adds its per-CPU counters to the stats. On
 //! kernels from 6.6 the attachment is a TCX link that ends with the
 //! process; on older ones it is a netlink filter, so one a killed daemon
 //! left behind is removed before attaching.
@@ -15,9 +16,9 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{HashMap, MapData, PerCpuArray};
 use aya::programs::tc::{self, SchedClassifier, TcAttachType};
-use aya::{Ebpf, Pod};
+use aya::{Ebpf, EbpfLoader, Pod};
 
 use crate::allow::{Allow, List};
 
@@ -32,7 +33,8 @@ const PROGRAM: &str = "glb_second_chance";
 const ALLOW_SOURCES: u32 = 1;
 const ALLOW_HOPS: u32 = 2;
 
-/// `struct gfp_config`, network byte order as on the wire.
+/// `struct gfp_config` (the program's read-only `gfp_config`), network
+/// byte order as on the wire.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct Config {
@@ -107,15 +109,10 @@ impl FastPath {
     /// Loads the program for GUE to `listen` under `allow`; nothing is
     /// attached yet.
     pub fn load(listen: SocketAddrV4, allow: &Allow) -> Result<FastPath, FastPathError> {
-        let mut ebpf = Ebpf::load(OBJECT).map_err(FastPathError::Load)?;
         let mut flags = 0;
-        for (name, list, flag) in [
-            ("gfp_allow_sources", &allow.sources, ALLOW_SOURCES),
-            ("gfp_allow_hops", &allow.hops, ALLOW_HOPS),
-        ] {
+        for (list, flag) in [(&allow.sources, ALLOW_SOURCES), (&allow.hops, ALLOW_HOPS)] {
             if !list.is_open() {
                 flags |= flag;
-                fill_trie(&mut ebpf, name, list)?;
             }
         }
         let config = Config {
@@ -124,8 +121,12 @@ impl FastPath {
             listen_port: listen.port().to_be(),
             pad: 0,
         };
-        let mut cfg: Array<&mut MapData, Config> = typed(&mut ebpf, "gfp_config")?;
-        cfg.set(0, config, 0).map_err(map_err("gfp_config"))?;
+        let mut ebpf = EbpfLoader::new()
+            .set_global("gfp_config", &config, true)
+            .load(OBJECT)
+            .map_err(FastPathError::Load)?;
+        fill_trie(&mut ebpf, "gfp_allow_sources", &allow.sources)?;
+        fill_trie(&mut ebpf, "gfp_allow_hops", &allow.hops)?;
         let prog: &mut SchedClassifier = ebpf
             .program_mut(PROGRAM)
             .ok_or(FastPathError::Map {

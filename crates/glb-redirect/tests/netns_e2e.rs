@@ -165,6 +165,23 @@ fn hops_for(fw: &glb_core::route::Forwarder, sport: u16) -> Vec<Ipv4Addr> {
     }
 }
 
+/// A scenario as two tests: on the daemon's socket path alone, and with
+/// `--fast-path` (second chances sent on by the kernel; everything else
+/// still reaching the daemon).
+macro_rules! on_both_paths {
+    ($scenario:ident: $socket:ident, $fast:ident) => {
+        #[test]
+        fn $socket() {
+            $scenario(false);
+        }
+
+        #[test]
+        fn $fast() {
+            $scenario(true);
+        }
+    };
+}
+
 /// The daemon's arguments: `extra`, plus the kernel fast path on the
 /// proxy's one interface when `fast`.
 fn args<'a>(fast: bool, extra: &[&'a str]) -> Vec<&'a str> {
@@ -188,21 +205,16 @@ fn all_forwarded_in_the_kernel(d: &Daemon) {
     );
 }
 
-#[test]
-fn second_chance_keeps_connections_alive_across_a_table_change() {
-    table_change(false);
-}
-
-/// The same with `--fast-path`: proxy2's second chances are sent on by
-/// the kernel, and everything that is not a second chance still reaches
-/// the daemons (SYNs, established packets, the last resort).
-#[test]
-fn second_chance_keeps_connections_alive_across_a_table_change_with_the_fast_path() {
-    table_change(true);
-}
+// The same with `--fast-path`: proxy2's second chances are sent on by
+// the kernel, and everything that is not a second chance still reaches
+// the daemons (SYNs, established packets, the last resort).
+on_both_paths!(
+    table_change: second_chance_keeps_connections_alive_across_a_table_change,
+    second_chance_keeps_connections_alive_across_a_table_change_with_the_fast_path
+);
 
 fn table_change(fast: bool) {
-    let t = topology(if fast { "e2ef" } else { "e2e" });
+    let t = topology("e2e");
     // Sanity of the test's own premise: the tables give the hop orders
     // the scenarios are about.
     assert_eq!(hops_for(&table_a(), 40000), [PROXY1, PROXY2]);
@@ -321,20 +333,15 @@ fn table_change(fast: bool) {
     p2.assert_delivered_cleanly();
 }
 
-#[test]
-fn malformed_gue_is_dropped_counted_and_never_forwarded() {
-    malformed(false);
-}
-
-/// The fast path passes every malformed datagram to the daemon, which
-/// drops and counts it; only the valid one is forwarded, in the kernel.
-#[test]
-fn malformed_gue_is_dropped_counted_and_never_forwarded_with_the_fast_path() {
-    malformed(true);
-}
+// The fast path passes every malformed datagram to the daemon, which
+// drops and counts it; only the valid one is forwarded, in the kernel.
+on_both_paths!(
+    malformed: malformed_gue_is_dropped_counted_and_never_forwarded,
+    malformed_gue_is_dropped_counted_and_never_forwarded_with_the_fast_path
+);
 
 fn malformed(fast: bool) {
-    let t = topology(if fast { "badf" } else { "bad" });
+    let t = topology("bad");
     let mut p1 = Daemon::start(
         "proxy1",
         &t.px1,
@@ -526,18 +533,13 @@ fn malformed(fast: bool) {
 /// locally, the established flow forwarded by proxy2 and found by
 /// proxy1's IPv6 socket lookup after the table change, new connections on
 /// proxy2.
-#[test]
-fn ipv6_inner_packets_take_the_same_path() {
-    ipv6_inner(false);
-}
-
-#[test]
-fn ipv6_inner_packets_take_the_same_path_with_the_fast_path() {
-    ipv6_inner(true);
-}
+on_both_paths!(
+    ipv6_inner: ipv6_inner_packets_take_the_same_path,
+    ipv6_inner_packets_take_the_same_path_with_the_fast_path
+);
 
 fn ipv6_inner(fast: bool) {
-    let t = topology(if fast { "v6f" } else { "v6" });
+    let t = topology("v6");
     // Two workers here: two SO_REUSEPORT sockets and two TUN queues.
     let mut p1 = Daemon::start(
         "proxy1",
@@ -674,20 +676,15 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
 /// unlisted source is dropped and counted, so is a packet naming an
 /// unlisted hop; a listed source naming a listed hop is still forwarded.
 /// The client stands for an attacker who can reach UDP 19523.
-#[test]
-fn unlisted_sources_and_hops_are_dropped_and_counted() {
-    allowlists(false);
-}
-
-/// The fast path obeys both lists: what they refuse reaches the daemon,
-/// which drops and counts it.
-#[test]
-fn unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path() {
-    allowlists(true);
-}
+// The fast path obeys both lists: what they refuse reaches the daemon,
+// which drops and counts it.
+on_both_paths!(
+    allowlists: unlisted_sources_and_hops_are_dropped_and_counted,
+    unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path
+);
 
 fn allowlists(fast: bool) {
-    let t = topology(if fast { "allowf" } else { "allow" });
+    let t = topology("allow");
     let allow_src = format!("{DIRECTOR},{PROXY2}");
     let allow_hop = format!("{PROXY2}/32");
     let mut p1 = Daemon::start(
