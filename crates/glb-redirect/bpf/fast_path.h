@@ -26,6 +26,16 @@ struct gfp_prefix {
 	__u32 addr;
 };
 
+/* A hop's route as bpf_fib_lookup last gave it. */
+struct gfp_route {
+	__u64 looked_up; /* bpf_ktime_get_ns() */
+	__u32 ifindex;
+	__u32 fits; /* IP length known to fit the route's MTU */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u32 pad;
+};
+
 /* Per CPU, what the program took from the daemon. */
 struct gfp_counters {
 	/* Sent on to the next hop (each also a socket lookup). */
