@@ -529,15 +529,15 @@ fn malformed(fast: bool) {
     p1.assert_running_and_accounted();
 }
 
-/// The same story with IPv6 inside the GUE (protocol 41): SYN taken
-/// locally, the established flow forwarded by proxy2 and found by
-/// proxy1's IPv6 socket lookup after the table change, new connections on
-/// proxy2.
 on_both_paths!(
     ipv6_inner: ipv6_inner_packets_take_the_same_path,
     ipv6_inner_packets_take_the_same_path_with_the_fast_path
 );
 
+/// The same story with IPv6 inside the GUE (protocol 41): SYN taken
+/// locally, the established flow forwarded by proxy2 and found by
+/// proxy1's IPv6 socket lookup after the table change, new connections on
+/// proxy2.
 fn ipv6_inner(fast: bool) {
     let t = topology("v6");
     // Two workers here: two SO_REUSEPORT sockets and two TUN queues.
@@ -672,17 +672,17 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     assert!(err.contains("interface name"), "stderr: {err}");
 }
 
-/// Not an open relay: with `--allow-source` and `--allow-hop`, GUE from an
-/// unlisted source is dropped and counted, so is a packet naming an
-/// unlisted hop; a listed source naming a listed hop is still forwarded.
-/// The client stands for an attacker who can reach UDP 19523.
-// The fast path obeys both lists: what they refuse reaches the daemon,
-// which drops and counts it.
 on_both_paths!(
     allowlists: unlisted_sources_and_hops_are_dropped_and_counted,
     unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path
 );
 
+/// Not an open relay: with `--allow-source` and `--allow-hop`, GUE from an
+/// unlisted source is dropped and counted, so is a packet naming an
+/// unlisted hop; a listed source naming a listed hop is still forwarded.
+/// The client stands for an attacker who can reach UDP 19523. The fast
+/// path obeys both lists: what they refuse reaches the daemon, which drops
+/// and counts it.
 fn allowlists(fast: bool) {
     let t = topology("allow");
     let allow_src = format!("{DIRECTOR},{PROXY2}");
