@@ -278,12 +278,16 @@ fn start_fast_path(
     }
     let mut f = FastPath::load(args.listen, allow)?;
     sync_local(&mut f, host_addrs, &args.local_ips);
-    for iface in &args.fast_path {
+    // Twice on one hook would only run the program twice.
+    let mut ifaces = args.fast_path.clone();
+    ifaces.sort();
+    ifaces.dedup();
+    for iface in &ifaces {
         f.attach(iface)?;
     }
     tracing::info!(
         "fast path on {}: second chances no local connection owns are forwarded in the kernel",
-        args.fast_path.join(",")
+        ifaces.join(",")
     );
     Ok(Some(f))
 }

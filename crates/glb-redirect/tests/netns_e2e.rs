@@ -670,6 +670,26 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
         &tmp.path().join("name.stats"),
     );
     assert!(err.contains("interface name"), "stderr: {err}");
+
+    // A fast path on an interface that is not there.
+    let stats = tmp.path().join("fast.stats");
+    let err = start_refused(
+        &ns,
+        &[
+            "--tun",
+            "glbr2",
+            "--listen",
+            "127.0.0.1:19601",
+            "--fast-path",
+            "nosuch0",
+        ],
+        &stats,
+    );
+    assert!(
+        err.contains("cannot attach the fast path to nosuch0's ingress"),
+        "stderr: {err}"
+    );
+    assert!(!stats.exists(), "no stats file before the fast path is up");
 }
 
 on_both_paths!(
