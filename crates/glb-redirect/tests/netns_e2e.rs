@@ -182,14 +182,35 @@ macro_rules! on_both_paths {
     };
 }
 
-/// The daemon's arguments: `extra`, plus the kernel fast path on the
-/// proxy's one interface when `fast`.
-fn args<'a>(fast: bool, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = extra.to_vec();
-    if fast {
-        v.extend(["--fast-path", "eth0"]);
+// The scenarios below that run on both paths.
+on_both_paths!(
+    table_change: second_chance_keeps_connections_alive_across_a_table_change,
+    second_chance_keeps_connections_alive_across_a_table_change_with_the_fast_path
+);
+on_both_paths!(
+    malformed: malformed_gue_is_dropped_counted_and_never_forwarded,
+    malformed_gue_is_dropped_counted_and_never_forwarded_with_the_fast_path
+);
+on_both_paths!(
+    ipv6_inner: ipv6_inner_packets_take_the_same_path,
+    ipv6_inner_packets_take_the_same_path_with_the_fast_path
+);
+on_both_paths!(
+    allowlists: unlisted_sources_and_hops_are_dropped_and_counted,
+    unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path
+);
+
+impl Topology {
+    /// glb-redirect on proxy `n` (1 or 2) with `extra`, plus the kernel
+    /// fast path on the proxy's one interface when `fast`.
+    fn redirect(&self, n: u8, fast: bool, extra: &[&str]) -> Daemon {
+        let ns = if n == 1 { &self.px1 } else { &self.px2 };
+        let mut args = extra.to_vec();
+        if fast {
+            args.extend(["--fast-path", "eth0"]);
+        }
+        Daemon::start(&format!("proxy{n}"), ns, self.tmp.path(), &args)
     }
-    v
 }
 
 /// Every second chance `d` gave went through the kernel fast path.
@@ -205,14 +226,10 @@ fn all_forwarded_in_the_kernel(d: &Daemon) {
     );
 }
 
-// The same with `--fast-path`: proxy2's second chances are sent on by
-// the kernel, and everything that is not a second chance still reaches
-// the daemons (SYNs, established packets, the last resort).
-on_both_paths!(
-    table_change: second_chance_keeps_connections_alive_across_a_table_change,
-    second_chance_keeps_connections_alive_across_a_table_change_with_the_fast_path
-);
-
+/// A connection survives a table change through proxy2's second chances.
+/// With the fast path those are sent on by the kernel, and everything that
+/// is not a second chance still reaches the daemons (SYNs, established
+/// packets, the last resort).
 fn table_change(fast: bool) {
     let t = topology("e2e");
     // Sanity of the test's own premise: the tables give the hop orders
@@ -220,9 +237,8 @@ fn table_change(fast: bool) {
     assert_eq!(hops_for(&table_a(), 40000), [PROXY1, PROXY2]);
     assert_eq!(hops_for(&table_b(), 40000), [PROXY2, PROXY1]);
 
-    let a = args(fast, &["--tun", "glbr0"]);
-    let mut p1 = Daemon::start("proxy1", &t.px1, t.tmp.path(), &a);
-    let mut p2 = Daemon::start("proxy2", &t.px2, t.tmp.path(), &a);
+    let mut p1 = t.redirect(1, fast, &["--tun", "glbr0"]);
+    let mut p2 = t.redirect(2, fast, &["--tun", "glbr0"]);
     let _s1 = start_server(&t.px1, "proxy1", VIP, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP, 80);
     let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
@@ -333,21 +349,12 @@ fn table_change(fast: bool) {
     p2.assert_delivered_cleanly();
 }
 
-// The fast path passes every malformed datagram to the daemon, which
-// drops and counts it; only the valid one is forwarded, in the kernel.
-on_both_paths!(
-    malformed: malformed_gue_is_dropped_counted_and_never_forwarded,
-    malformed_gue_is_dropped_counted_and_never_forwarded_with_the_fast_path
-);
-
+/// Malformed GUE is dropped and counted, never forwarded. The fast path
+/// passes every malformed datagram to the daemon; only the valid one is
+/// forwarded, in the kernel.
 fn malformed(fast: bool) {
     let t = topology("bad");
-    let mut p1 = Daemon::start(
-        "proxy1",
-        &t.px1,
-        t.tmp.path(),
-        &args(fast, &["--tun", "glbr0"]),
-    );
+    let mut p1 = t.redirect(1, fast, &["--tun", "glbr0"]);
 
     // Anything proxy1 forwarded would go to the hop listed in the header:
     // the director's address, where this socket listens.
@@ -529,11 +536,6 @@ fn malformed(fast: bool) {
     p1.assert_running_and_accounted();
 }
 
-on_both_paths!(
-    ipv6_inner: ipv6_inner_packets_take_the_same_path,
-    ipv6_inner_packets_take_the_same_path_with_the_fast_path
-);
-
 /// The same story with IPv6 inside the GUE (protocol 41): SYN taken
 /// locally, the established flow forwarded by proxy2 and found by
 /// proxy1's IPv6 socket lookup after the table change, new connections on
@@ -541,18 +543,8 @@ on_both_paths!(
 fn ipv6_inner(fast: bool) {
     let t = topology("v6");
     // Two workers here: two SO_REUSEPORT sockets and two TUN queues.
-    let mut p1 = Daemon::start(
-        "proxy1",
-        &t.px1,
-        t.tmp.path(),
-        &args(fast, &["--tun", "glbr0", "--workers", "2"]),
-    );
-    let mut p2 = Daemon::start(
-        "proxy2",
-        &t.px2,
-        t.tmp.path(),
-        &args(fast, &["--tun", "glbr0"]),
-    );
+    let mut p1 = t.redirect(1, fast, &["--tun", "glbr0", "--workers", "2"]);
+    let mut p2 = t.redirect(2, fast, &["--tun", "glbr0"]);
     let _s1 = start_server(&t.px1, "proxy1", VIP6, 80);
     let _s2 = start_server(&t.px2, "proxy2", VIP6, 80);
     let director = Director::start_dual(&t.dir, "gdir0", VIP, Some(VIP6), DIRECTOR, table_a());
@@ -692,11 +684,6 @@ fn systemd_readiness_clean_stop_and_startup_errors() {
     assert!(!stats.exists(), "no stats file before the fast path is up");
 }
 
-on_both_paths!(
-    allowlists: unlisted_sources_and_hops_are_dropped_and_counted,
-    unlisted_sources_and_hops_are_dropped_and_counted_with_the_fast_path
-);
-
 /// Not an open relay: with `--allow-source` and `--allow-hop`, GUE from an
 /// unlisted source is dropped and counted, so is a packet naming an
 /// unlisted hop; a listed source naming a listed hop is still forwarded.
@@ -707,21 +694,17 @@ fn allowlists(fast: bool) {
     let t = topology("allow");
     let allow_src = format!("{DIRECTOR},{PROXY2}");
     let allow_hop = format!("{PROXY2}/32");
-    let mut p1 = Daemon::start(
-        "proxy1",
-        &t.px1,
-        t.tmp.path(),
-        &args(
-            fast,
-            &[
-                "--tun",
-                "glbr0",
-                "--allow-source",
-                &allow_src,
-                "--allow-hop",
-                &allow_hop,
-            ],
-        ),
+    let mut p1 = t.redirect(
+        1,
+        fast,
+        &[
+            "--tun",
+            "glbr0",
+            "--allow-source",
+            &allow_src,
+            "--allow-hop",
+            &allow_hop,
+        ],
     );
     let log = p1.log_text();
     assert!(
