@@ -25,7 +25,6 @@
 //! ```
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Array, PerCpuArray, PerCpuValues, ProgramArray};
@@ -112,23 +111,6 @@ impl Feed {
     }
 }
 
-fn rx_packets(ns: &Netns, iface: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["-n", &ns.name, "-s", "-o", "link", "show", iface])
-        .output()
-        .expect("ip -s link");
-    // "... RX: bytes packets errors ... \    123 456 ..." on one line (-o).
-    let text = String::from_utf8_lossy(&out.stdout);
-    let after = text.split("RX:").nth(1).expect("RX counters");
-    let fields: Vec<&str> = after.split_whitespace().filter(|w| *w != "\\").collect();
-    // fields: bytes packets errors dropped missed mcast, then the values.
-    let names = fields
-        .iter()
-        .take_while(|w| w.parse::<u64>().is_err())
-        .count();
-    fields[names + 1].parse().expect("rx packets")
-}
-
 /// Frames per second the peer gets back while the generator sends for
 /// `secs` seconds.
 fn veth_rate(
@@ -138,7 +120,7 @@ fn veth_rate(
     secs: f64,
 ) -> f64 {
     let (_, peer) = rig;
-    let before = rx_packets(peer, "vp");
+    let before = peer.rx_packets("vp");
     let start = Instant::now();
     peer.enter(|| {
         // sysfs shows the test's own namespace; a socket's view is this
@@ -153,7 +135,7 @@ fn veth_rate(
     let elapsed = start.elapsed().as_secs_f64();
     // Let the last frames drain.
     std::thread::sleep(Duration::from_millis(100));
-    (rx_packets(peer, "vp") - before) as f64 / elapsed
+    (peer.rx_packets("vp") - before) as f64 / elapsed
 }
 
 fn main() {

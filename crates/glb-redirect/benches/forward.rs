@@ -34,7 +34,6 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -54,18 +53,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 202, 100, 10);
 const WARMUP: Duration = Duration::from_millis(500);
 const MEASURE: Duration = Duration::from_secs(3);
 const BATCH: usize = 64;
-
-fn rx_packets(ns: &Netns, dev: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "cat"])
-        .arg(format!("/sys/class/net/{dev}/statistics/rx_packets"))
-        .output()
-        .expect("read the sink's counter");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("rx_packets is a number")
-}
 
 /// Blasts `payload` at `to` from `sock` until `stop`; returns datagrams
 /// handed to the kernel.
@@ -163,13 +150,13 @@ fn measure(gen_sock: &UdpSocket, sink: &Netns, to: SocketAddrV4, payload: &[u8])
     thread::sleep(WARMUP);
     let (t0, c0, b0) = (
         Instant::now(),
-        rx_packets(sink, "eth0"),
+        sink.rx_packets("eth0"),
         busy_ticks(PROXY_CPU),
     );
     thread::sleep(MEASURE);
     let (t1, c1, b1) = (
         Instant::now(),
-        rx_packets(sink, "eth0"),
+        sink.rx_packets("eth0"),
         busy_ticks(PROXY_CPU),
     );
     stop.store(true, Ordering::Relaxed);

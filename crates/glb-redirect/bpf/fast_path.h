@@ -30,7 +30,7 @@ struct gfp_prefix {
 struct gfp_route {
 	__u64 looked_up; /* bpf_ktime_get_ns() */
 	__u32 ifindex;
-	__u32 fits; /* IP length known to fit the route's MTU */
+	__u32 fits; /* IP length the lookup found within the route's MTU */
 	__u8 smac[6];
 	__u8 dmac[6];
 	__u32 pad;

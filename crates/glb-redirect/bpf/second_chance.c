@@ -93,8 +93,8 @@ static __always_inline int owned(struct __sk_buff *skb, struct bpf_sock_tuple *t
 
 /* How long a route looked up for a hop is used before it is looked up
  * again. The kernel's own neighbour entries stay in use for seconds after
- * a change, so this adds little; it saves a FIB and neighbour lookup
- * (about half of the program's time) on nearly every packet. */
+ * a change, so this adds little; it saves a FIB and neighbour lookup on
+ * nearly every packet. */
 #define ROUTE_TTL_NS (100 * 1000 * 1000)
 
 struct route_key {
@@ -130,12 +130,9 @@ static __always_inline struct gfp_route *route_to(struct __sk_buff *skb, __u32 s
 	fib.ipv4_dst = hop;
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return NULL;
-	struct gfp_route fresh = {
-		.looked_up = now,
-		.ifindex = fib.ifindex,
-		/* The largest packet known to fit; a bigger one asks again. */
-		.fits = r && r->ifindex == fib.ifindex && len < r->fits ? r->fits : len,
-	};
+	/* The lookup checked this packet's length against the route's MTU:
+	 * a bigger packet asks again. */
+	struct gfp_route fresh = { .looked_up = now, .ifindex = fib.ifindex, .fits = len };
 	__builtin_memcpy(fresh.smac, fib.smac, ETH_ALEN);
 	__builtin_memcpy(fresh.dmac, fib.dmac, ETH_ALEN);
 	bpf_map_update_elem(&gfp_routes, &key, &fresh, BPF_ANY);

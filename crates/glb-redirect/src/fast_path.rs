@@ -67,6 +67,9 @@ pub enum FastPathError {
     /// The kernel refused the program.
     #[error("the kernel refused the fast path's BPF program")]
     Program(#[source] aya::programs::ProgramError),
+    /// The object has no program of the expected name and kind.
+    #[error("the fast path's object has no classifier {PROGRAM}")]
+    MissingProgram,
     /// A map is missing from the object or could not be written.
     #[error("fast path map {map}")]
     Map {
@@ -109,15 +112,10 @@ impl FastPath {
     /// Loads the program for GUE to `listen` under `allow`; nothing is
     /// attached yet.
     pub fn load(listen: SocketAddrV4, allow: &Allow) -> Result<FastPath, FastPathError> {
-        let mut flags = 0;
-        for (list, flag) in [(&allow.sources, ALLOW_SOURCES), (&allow.hops, ALLOW_HOPS)] {
-            if !list.is_open() {
-                flags |= flag;
-            }
-        }
+        let restricts = |list: &List, flag| if list.is_open() { 0 } else { flag };
         let config = Config {
-            flags,
-            listen_addr: u32::from_ne_bytes(listen.ip().octets()),
+            flags: restricts(&allow.sources, ALLOW_SOURCES) | restricts(&allow.hops, ALLOW_HOPS),
+            listen_addr: wire(*listen.ip()),
             listen_port: listen.port().to_be(),
             pad: 0,
         };
@@ -127,16 +125,7 @@ impl FastPath {
             .map_err(FastPathError::Load)?;
         fill_trie(&mut ebpf, "gfp_allow_sources", &allow.sources)?;
         fill_trie(&mut ebpf, "gfp_allow_hops", &allow.hops)?;
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut(PROGRAM)
-            .ok_or(FastPathError::Map {
-                map: PROGRAM,
-                source: aya::maps::MapError::InvalidName {
-                    name: PROGRAM.into(),
-                },
-            })?
-            .try_into()
-            .map_err(FastPathError::Program)?;
+        let prog = program(&mut ebpf)?;
         prog.load().map_err(FastPathError::Program)?;
         Ok(FastPath {
             ebpf,
@@ -152,12 +141,7 @@ impl FastPath {
         if tc::qdisc_detach_program(iface, TcAttachType::Ingress, PROGRAM).is_ok() {
             tracing::info!("removed a fast path an earlier run left on {iface}");
         }
-        let prog: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .expect("loaded in FastPath::load")
-            .try_into()
-            .expect("loaded in FastPath::load");
+        let prog = program(&mut self.ebpf)?;
         if prog.attach(iface, TcAttachType::Ingress).is_err() {
             // Before TCX (kernel 6.6) the hook is the clsact qdisc's,
             // which may not be there yet.
@@ -183,11 +167,10 @@ impl FastPath {
             typed(&mut self.ebpf, "gfp_local").map_err(io::Error::other)?;
         // Added before the old ones go, so no address is ever missing.
         for a in want.difference(&self.local) {
-            map.insert(u32::from_ne_bytes(a.octets()), 1, 0)
-                .map_err(io::Error::other)?;
+            map.insert(wire(*a), 1, 0).map_err(io::Error::other)?;
         }
         for a in self.local.difference(&want) {
-            let _ = map.remove(&u32::from_ne_bytes(a.octets()));
+            let _ = map.remove(&wire(*a));
         }
         self.local = want;
         Ok(())
@@ -208,6 +191,18 @@ impl FastPath {
     }
 }
 
+/// An address as the program compares it: its bytes in network order.
+fn wire(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+fn program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, FastPathError> {
+    ebpf.program_mut(PROGRAM)
+        .ok_or(FastPathError::MissingProgram)?
+        .try_into()
+        .map_err(FastPathError::Program)
+}
+
 fn typed<'a, M>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<M, FastPathError>
 where
     M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
@@ -222,10 +217,7 @@ where
 fn fill_trie(ebpf: &mut Ebpf, name: &'static str, list: &List) -> Result<(), FastPathError> {
     let mut trie: LpmTrie<&mut MapData, u32, u8> = typed(ebpf, name)?;
     for p in list.prefixes() {
-        let key = Key::new(
-            u32::from(p.prefix_len()),
-            u32::from_ne_bytes(p.addr().octets()),
-        );
+        let key = Key::new(u32::from(p.prefix_len()), wire(p.addr()));
         trie.insert(&key, 1, 0).map_err(map_err(name))?;
     }
     Ok(())

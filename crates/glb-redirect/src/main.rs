@@ -97,7 +97,7 @@ fn run(args: Args) -> Result<()> {
                 tracing::info!("leaving sysctls alone (--no-sysctl)");
             } else {
                 for c in sysctl::prepare_local_delivery(&args.tun)? {
-                    tracing::info!("set {} = {} (was {})", c.path, c.new, c.old);
+                    tracing::info!("set {c}");
                 }
             }
             let settings = Settings {
@@ -268,12 +268,7 @@ fn start_fast_path(
         }
     } else {
         for c in sysctl::prepare_fast_path()? {
-            tracing::info!(
-                "set {} = {} (was {}) for the fast path",
-                c.path,
-                c.new,
-                c.old
-            );
+            tracing::info!("set {c} for the fast path");
         }
     }
     let mut f = FastPath::load(args.listen, allow)?;

@@ -24,6 +24,12 @@ pub struct Change {
     pub new: String,
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {} (was {})", self.path, self.new, self.old)
+    }
+}
+
 fn set(path: &str, value: &str, changes: &mut Vec<Change>) -> io::Result<()> {
     let old = fs::read_to_string(path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?;

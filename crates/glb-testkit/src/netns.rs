@@ -169,6 +169,22 @@ impl Netns {
             .is_ok_and(|o| o.status.success())
     }
 
+    /// Packets `iface` has received, from its kernel counter (which a
+    /// veth counts as it delivers, before any program or socket sees the
+    /// packet).
+    pub fn rx_packets(&self, iface: &str) -> u64 {
+        // `ip netns exec` mounts the namespace's own /sys for the command.
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "cat"])
+            .arg(format!("/sys/class/net/{iface}/statistics/rx_packets"))
+            .output()
+            .unwrap_or_else(|e| panic!("reading {iface}'s rx_packets in {}: {e}", self.name));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{iface} in {} has no rx_packets counter", self.name))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new("ip");
